@@ -1,0 +1,36 @@
+"""dreamfusion_jax: DreamFusion (text-to-3D with Score Distillation Sampling) in JAX/Flax."""
+from setuptools import find_packages, setup
+
+setup(
+    name="dreamfusion_jax",
+    version="0.1.0",
+    description="A faithful JAX/Flax reimplementation of DreamFusion (Poole et al., ICLR 2023).",
+    packages=find_packages(include=["dreamfusion_jax", "dreamfusion_jax.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        # JAX stack: pinned to the versions the test suite runs against.
+        "jax==0.10.2",
+        "jaxlib==0.10.2",
+        "flax==0.12.8",
+        "optax==0.2.8",
+        "orbax-checkpoint==0.12.8",
+        "ml_collections==1.1.0",
+        "absl-py>=2.1",
+        # diffusers dropped its Flax classes after 0.35 and transformers after 4.x:
+        # these are the last releases with FlaxUNet2DConditionModel / FlaxCLIPTextModel.
+        "diffusers==0.35.2",
+        "transformers==4.57.6",
+        "numpy>=1.26",
+        "imageio>=2.34",
+        "imageio-ffmpeg>=0.5",
+        "tqdm>=4.66",
+        "tensorboardX>=2.6",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            # Reference Distributed Shampoo (google-research), used only to check ours.
+            "precondition-opt==0.3.0",
+        ],
+    },
+)
