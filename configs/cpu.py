@@ -1,0 +1,24 @@
+"""A small config for laptops and tests: the paper's loop at a size one CPU core runs in seconds.
+
+Every feature of the paper stays on (shading schedule, normals, orientation and opacity losses,
+Shampoo); only sizes shrink, and the schedules shrink with them so a short run sees all phases.
+"""
+from configs import base
+
+
+def get_config():
+  c = base.get_config()
+  c.num_steps = 200  # A short run.
+  c.render.resolution = 32  # 32x32 renders instead of 64x64.
+  c.render.num_samples = 32  # Stratified samples per ray.
+  c.render.num_importance_samples = 16  # Importance samples per ray.
+  c.field.width = 32  # Narrower MLP ...
+  c.field.num_blocks = 2  # ... with fewer residual blocks.
+  c.field.bg_width = 16  # A smaller background MLP.
+  c.shading.albedo_only_steps = 20  # Shading warm-up, scaled down with the run.
+  c.schedule.lambda_sigma_steps = 100  # IPE anneal, scaled down.
+  c.schedule.orientation_steps = 100  # Orientation-weight anneal, scaled down.
+  c.optimizer.warmup_steps = 20  # lr warm-up, scaled down.
+  c.optimizer.decay_end_step = 200  # End of the cosine, scaled down.
+  c.optimizer.lr_peak = 1e-2  # Shampoo's grafted steps have RMS lr: a short run needs a larger lr.
+  return c
