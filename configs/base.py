@@ -83,9 +83,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Background MLP on the encoded ray direction [P §3.1]; size not in the paper [NIP]: we take
   # stable-dreamfusion's 2 layers with a small width and a low-frequency encoding, so the
   # background stays smooth and cannot paint the object.
-  c.field.bg_num_freqs = 4
-  c.field.bg_width = 32
-  c.field.bg_num_layers = 2
+  c.field.bg_num_freqs = 4  # Direction encoding frequencies 2^0..2^3.
+  c.field.bg_width = 32  # Units per hidden layer.
+  c.field.bg_num_layers = 2  # Hidden layers.
 
   # Rendering [P §3.1, §3.2; paper.md §2].
   c.render = ml_collections.ConfigDict()
@@ -147,12 +147,12 @@ def get_config() -> ml_collections.ConfigDict:
   c.optimizer.shampoo.exponent_override = 2  # Inverse square roots L^-1/2 G R^-1/2 [P A.2].
   c.optimizer.shampoo.matrix_epsilon = 1e-6  # The paper's eps, read as matrix_epsilon [AMB].
   # Flags the paper does not name keep google-research distributed_shampoo's defaults [NIP].
-  c.optimizer.shampoo.nesterov = True
-  c.optimizer.shampoo.start_preconditioning_step = 5
+  c.optimizer.shampoo.nesterov = True  # Nesterov momentum (reference default).
+  c.optimizer.shampoo.start_preconditioning_step = 5  # Grafted steps first (reference default).
   c.optimizer.adam = ml_collections.ConfigDict()
   c.optimizer.adam.b1 = 0.9  # Adam alternative (threestudio's betas).
-  c.optimizer.adam.b2 = 0.99
-  c.optimizer.adam.eps = 1e-15
+  c.optimizer.adam.b2 = 0.99  # Second-moment decay (threestudio's).
+  c.optimizer.adam.eps = 1e-15  # Denominator floor (threestudio's).
 
   # Debug-only knobs.
   c.debug = ml_collections.ConfigDict()

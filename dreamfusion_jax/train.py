@@ -1,0 +1,237 @@
+"""The training state and the ONE compiled, device-mapped update (design.md §2; paper Fig. 8).
+
+update(state, frozen, key, replica_id) -> (state, metrics), jax.pmap'd over local devices:
+
+  1. Randomness: the step key is folded with the step, then with the GLOBAL replica index
+     (process_index * local_device_count + local index), so a replica draws the same cameras,
+     lights, shading modes, t and eps whatever the device/process layout.
+  2. Each replica renders views_per_device views and takes the gradient of
+     SDS + orientation + opacity w.r.t. the NeRF and background params.
+  3. Gradients are all-gathered over the replica axis and averaged in replica order: the same
+     (num_replicas, ...) array and the same reduction for any layout, so 1 process x 4 devices
+     and 2 processes x 2 devices give the same bits.
+  4. A step whose reduced gradients are not finite is skipped on every replica and counted.
+  5. params <- params - lr(step) * direction, with the direction from Shampoo or Adam (optim.py).
+"""
+import hashlib
+from typing import Any, NamedTuple
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from dreamfusion_jax import camera as camera_lib
+from dreamfusion_jax import field as field_lib
+from dreamfusion_jax import losses
+from dreamfusion_jax import optim
+from dreamfusion_jax import prompts
+from dreamfusion_jax import render
+from dreamfusion_jax import schedules
+from dreamfusion_jax import sds
+
+AXIS = 'replicas'  # The pmap axis name.
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jnp.ndarray  # () int32, steps taken (skipped ones included).
+  params: Any  # {'nerf': ..., 'background': ...}
+  opt_state: Any  # The direction transform's state (optim.py).
+  skipped: jnp.ndarray  # () int32, steps skipped because the gradients were not finite.
+
+
+@flax.struct.dataclass
+class Frozen:
+  """What the update reads but never changes, passed in as arrays (replicated once)."""
+  guidance_params: Any  # The prior's weights (guidance/__init__.py).
+  cond_table: jnp.ndarray  # (P, ...) embeddings of prompts.view_prompts(prompt).
+  uncond_table: jnp.ndarray  # (P, ...) unconditional embedding per view row.
+
+
+class Model(NamedTuple):
+  """The static pieces the update closes over (modules, backend, optimizer, config)."""
+  config: Any
+  nerf: field_lib.NeRFMLP
+  background: field_lib.BackgroundMLP
+  guidance: Any
+  optimizer: optax.GradientTransformation
+
+
+def build_model(config, guidance) -> Model:
+  nerf, background = field_lib.build(config)
+  return Model(config, nerf, background, guidance, optim.direction(config))
+
+
+def init_state(model: Model, key) -> TrainState:
+  """Fresh params and optimizer state from a key."""
+  key_nerf, key_bg = jax.random.split(key)
+  variance = jnp.float32(model.config.schedule.lambda_sigma_start)
+  params = {
+      'nerf': model.nerf.init(key_nerf, jnp.zeros((1, 3)), variance)['params'],
+      'background': model.background.init(key_bg, jnp.zeros((1, 3)))['params'],
+  }
+  return TrainState(step=jnp.int32(0), params=params, opt_state=model.optimizer.init(params),
+                    skipped=jnp.int32(0))
+
+
+def make_frozen(model: Model) -> Frozen:
+  """Embeds every view-prompt variant and the unconditional prompt once, before the loop."""
+  config, guidance = model.config, model.guidance
+  cond = guidance.embed(prompts.view_prompts(config.prompt))
+  uncond = guidance.embed([config.negative_prompt])
+  return Frozen(guidance_params=guidance.params, cond_table=cond,
+                uncond_table=jnp.broadcast_to(uncond, cond.shape))
+
+
+class ViewDraw(NamedTuple):
+  """One view's random draws. Fields stacked over views under vmap."""
+  camera: camera_lib.Camera
+  light_position: jnp.ndarray  # (3,)
+  shading_mode: jnp.ndarray  # () int32, render.ALBEDO / LAMBERTIAN / TEXTURELESS
+  render_key: jnp.ndarray  # sample jitter
+
+
+def draw_view(key, step, config) -> ViewDraw:
+  """Camera, light, shading mode and render key of one view [P §3.2, A.2]."""
+  k_cam, k_light, k_mode, k_render = jax.random.split(key, 4)
+  cam = camera_lib.sample_camera(k_cam, config.camera)
+  light = camera_lib.sample_light(k_light, cam.origin, config.light)
+  mode = jax.random.choice(k_mode, 3, p=schedules.shading_probs(step, config))
+  return ViewDraw(cam, light, mode.astype(jnp.int32), k_render)
+
+
+def replica_key(key, step, replica_id):
+  """The step key folded with the step, then with the global replica index."""
+  return jax.random.fold_in(jax.random.fold_in(key, step), replica_id)
+
+
+def draw_replica(key, step, replica_id, config):
+  """All of one replica's randomness for a step: its views and its SDS key."""
+  key_views, key_sds = jax.random.split(replica_key(key, step, replica_id))
+  views = jax.vmap(lambda k: draw_view(k, step, config))(
+      jax.random.split(key_views, config.render.views_per_device))
+  return views, key_sds
+
+
+def loss_fn(params, model: Model, frozen: Frozen, views: ViewDraw, key_sds, step):
+  """SDS + weighted regularizers of one replica's views.
+
+  Returns: loss (), and (metrics: dict of scalars, per_view: dict of (views_per_device,) draws).
+  """
+  config = model.config
+  field_fn, background_fn = field_lib.bind(model.nerf, model.background, params)
+  variance = field_lib.ipe_variance(schedules.lambda_sigma(step, config),
+                                    config.field.ipe_covariance)
+  settings = render.RenderSettings.from_config(config)
+  res = config.render.resolution
+
+  def render_one(view: ViewDraw):
+    return render.render_camera(field_fn, background_fn, view.camera, res, res, view.render_key,
+                                variance=variance, light_position=view.light_position,
+                                shading_mode=view.shading_mode, settings=settings)
+
+  out = jax.vmap(render_one)(views)
+  weights = jax.vmap(lambda c: prompts.view_weights(c.elevation_deg, c.azimuth_deg,
+                                                    config.prompts))(views.camera)
+  cond = jnp.tensordot(weights, frozen.cond_table, axes=1)
+  uncond = jnp.tensordot(weights, frozen.uncond_table, axes=1)
+  g = config.guidance
+  loss_sds, sds_aux = sds.sds_loss(model.guidance, frozen.guidance_params, out['rgb'], cond, uncond,
+                                   key_sds, omega=g.scale, weighting=g.weighting,
+                                   t_range=tuple(g.t_range))
+  num_views = config.render.views_per_device
+  loss_orient = jnp.mean(losses.orientation_loss(out['orientation'].reshape(num_views, -1)))
+  loss_opacity = jnp.mean(losses.opacity_loss(out['acc'].reshape(num_views, -1),
+                                              config.loss.opacity_eps))
+  w_orient = schedules.orientation_weight(step, config)
+  loss = loss_sds + w_orient * loss_orient + config.loss.opacity_weight * loss_opacity
+  metrics = dict(loss=loss, loss_sds=loss_sds, loss_orientation=loss_orient,
+                 loss_opacity=loss_opacity, orientation_weight=w_orient,
+                 t=jnp.mean(sds_aux['t'].astype(jnp.float32)),
+                 sds_grad_norm=jnp.mean(sds_aux['grad_norm']), acc_mean=jnp.mean(out['acc']))
+  per_view = dict(t=sds_aux['t'], elevation_deg=views.camera.elevation_deg,
+                  azimuth_deg=views.camera.azimuth_deg, shading_mode=views.shading_mode)
+  return loss, (metrics, per_view)
+
+
+def mean_over_replicas(tree):
+  """Layout-independent mean: gather every replica's value, then reduce in replica order."""
+  return jax.tree.map(lambda g: jnp.mean(jax.lax.all_gather(g, AXIS), axis=0), tree)
+
+
+def all_finite(tree) -> jnp.ndarray:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def apply_direction(state: TrainState, model: Model, grads, lr):
+  """params - lr * direction, the direction from the optimizer. Returns (params, opt_state)."""
+  direction, opt_state = model.optimizer.update(grads, state.opt_state, state.params)
+  params = jax.tree.map(lambda p, d: p - lr * d, state.params, direction)
+  return params, opt_state
+
+
+def make_update(model: Model):
+  """The per-replica update; wrap it with pmap_update (or call inside a pmap with axis AXIS).
+
+  Returns update(state, frozen, key, replica_id) -> (state, metrics): metrics are scalars averaged
+  over replicas, plus metrics['views'], every replica's draws (t, elevation, azimuth, shading
+  mode), each (num_replicas, views_per_device).
+  """
+  config = model.config
+  lr_fn = schedules.learning_rate(config)
+
+  def update(state: TrainState, frozen: Frozen, key, replica_id):
+    step = state.step
+    views, key_sds = draw_replica(key, step, replica_id, config)
+    grads, (metrics, per_view) = jax.grad(loss_fn, has_aux=True)(state.params, model, frozen,
+                                                                 views, key_sds, step)
+    if config.debug.nan_step >= 0:
+      nan = jnp.where(step == config.debug.nan_step, jnp.nan, 0.0)
+      grads = jax.tree.map(lambda g: g + nan, grads)
+    grads = mean_over_replicas(grads)
+    finite = all_finite(grads)
+    lr = lr_fn(step)
+    new_params, new_opt_state = apply_direction(state, model, grads, lr)
+    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+    new_state = TrainState(step=step + 1, params=keep(new_params, state.params),
+                           opt_state=keep(new_opt_state, state.opt_state),
+                           skipped=state.skipped + (1 - finite.astype(jnp.int32)))
+    metrics = jax.lax.pmean(metrics, AXIS)
+    metrics.update(lr=lr, grad_norm=optax.global_norm(grads), skipped=new_state.skipped,
+                   finite=finite, views=jax.lax.all_gather(per_view, AXIS))
+    return new_state, metrics
+
+  return update
+
+
+def pmap_update(model: Model):
+  """update pmap'd over local devices: (state, frozen replicated; key shared; replica ids)."""
+  return jax.pmap(make_update(model), axis_name=AXIS, in_axes=(0, 0, None, 0),
+                  donate_argnums=(0,))
+
+
+def global_replica_ids() -> jnp.ndarray:
+  """(local_device_count,) global replica index of each local device."""
+  n = jax.local_device_count()
+  return jax.process_index() * n + jnp.arange(n, dtype=jnp.int32)
+
+
+def replicate(tree):
+  """Copies a pytree onto every local device, with the leading device axis pmap expects."""
+  n = jax.local_device_count()
+  return jax.pmap(lambda _, x: x, in_axes=(0, None))(jnp.arange(n), tree)
+
+
+def params_digest(params) -> str:
+  """sha256 over the params' bytes in tree order: two runs compare exactly."""
+  digest = hashlib.sha256()
+  for leaf in jax.tree.leaves(params):
+    digest.update(np.asarray(leaf).tobytes())
+  return digest.hexdigest()
+
+
+def unreplicate(tree):
+  """The first local device's copy of a replicated pytree."""
+  return jax.tree.map(lambda x: x[0], tree)
