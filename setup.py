@@ -31,6 +31,7 @@ setup(
             "pytest>=8",
             # Reference Distributed Shampoo (google-research), used only to check ours.
             "precondition-opt==0.3.0",
+            "chex==0.1.92",  # imported by precondition-opt, which does not declare it.
         ],
     },
 )
