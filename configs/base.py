@@ -77,12 +77,18 @@ def get_config() -> ml_collections.ConfigDict:
   c.field.width = 128  # Units per block [P A.2].
   c.field.density_bias_scale = 5.0  # lambda_tau of the density blob [P A.2].
   c.field.density_bias_std = 0.2  # sigma_tau of the density blob [P A.2].
+  # Constant added to the raw density before exp [NIP]. 0 is the paper as written: the MLP's
+  # initial raw output ~N(0, 1) then fills the whole sphere with density ~1 per unit, a fog of
+  # opacity ~0.9 in front of the blob. MultiNeRF adds -1 (before softplus); a negative offset
+  # starts from the blob in empty space instead.
+  c.field.density_offset = 0.0
   # Upper clip on the pre-activation density before exp: exp(15) ~ 3e6 is opaque over any interval
   # we sample, and the clip keeps a diverging MLP from producing inf.
   c.field.max_log_density = 15.0
   # Background MLP on the encoded ray direction [P §3.1]; size not in the paper [NIP]: we take
   # stable-dreamfusion's 2 layers with a small width and a low-frequency encoding, so the
   # background stays smooth and cannot paint the object.
+  c.field.background = 'mlp'  # 'mlp' (the paper's) or 'white' (a known background; toy world).
   c.field.bg_num_freqs = 4  # Direction encoding frequencies 2^0..2^3.
   c.field.bg_width = 32  # Units per hidden layer.
   c.field.bg_num_layers = 2  # Hidden layers.
@@ -153,6 +159,30 @@ def get_config() -> ml_collections.ConfigDict:
   c.optimizer.adam.b1 = 0.9  # Adam alternative (threestudio's betas).
   c.optimizer.adam.b2 = 0.99  # Second-moment decay (threestudio's).
   c.optimizer.adam.eps = 1e-15  # Denominator floor (threestudio's).
+
+  # The toy world (guidance.name = 'empirical'; dreamfusion_jax/toy.py, design.md §5).
+  c.toy = ml_collections.ConfigDict()
+  # Library objects (dreamfusion_jax/scenes.py) whose captioned renders make the prior; the
+  # prompt must be one of them. The others give classifier-free guidance something to push from.
+  c.toy.objects = ('toy hamburger', 'red ball', 'blue cube', 'green cylinder', 'yellow cone',
+                   'orange box', 'purple capsule', 'snowman')
+  c.toy.images_per_object = 600  # Renders per object, cameras from the training distribution.
+  # What the prior's images show: 'albedo', or 'mix' (the training shading mix under random
+  # lights). benchmarks/ablations.py measures the choice.
+  c.toy.image_shading = 'albedo'
+  c.toy.dataset_seed = 1234  # Seeds the dataset's cameras (independent of the training seed).
+  c.toy.sharpness = 200.0  # Analytic density sharpness per unit; surfaces render within 0.007.
+  c.toy.cache_dir = '~/.cache/dreamfusion_jax'  # Rendered datasets are cached here.
+  c.toy.eval_distance = 1.3  # Held-out camera distance (the middle of the training range).
+  c.toy.eval_focal_mult = 1.0  # Held-out focal length / width (FOV 53 degrees).
+
+  # Logging and checkpoints (run_train.py); intervals in steps.
+  c.log = ml_collections.ConfigDict()
+  c.log.every = 50  # Scalars to TensorBoard and the progress bar.
+  c.log.preview_every = 500  # Preview image (shaded | albedo | textureless | normals).
+  c.log.preview_resolution = 64  # Preview render size.
+  c.log.checkpoint_every = 1_000  # Orbax checkpoint into WORKDIR/checkpoints (and at the end).
+  c.log.max_checkpoints = 3  # Checkpoints kept on disk.
 
   # Debug-only knobs.
   c.debug = ml_collections.ConfigDict()

@@ -20,5 +20,9 @@ def get_config():
   c.schedule.orientation_steps = 100  # Orientation-weight anneal, scaled down.
   c.optimizer.warmup_steps = 20  # lr warm-up, scaled down.
   c.optimizer.decay_end_step = 200  # End of the cosine, scaled down.
+  c.log.every = 10  # Log more often in a short run.
+  c.log.preview_every = 50  # Preview more often in a short run.
+  c.log.preview_resolution = 32  # Preview at the render size.
+  c.log.checkpoint_every = 100  # Checkpoint more often in a short run.
   c.optimizer.lr_peak = 1e-2  # Shampoo's grafted steps have RMS lr: a short run needs a larger lr.
   return c

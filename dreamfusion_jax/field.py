@@ -54,6 +54,7 @@ class NeRFMLP(nn.Module):
   width: int = 128
   density_bias_scale: float = 5.0
   density_bias_std: float = 0.2
+  density_offset: float = 0.0  # Constant added to the raw density (config field.density_offset).
 
   @nn.compact
   def __call__(self, means: jnp.ndarray, variance: jnp.ndarray):
@@ -70,16 +71,20 @@ class NeRFMLP(nn.Module):
       h = nn.Dense(self.width)(nn.swish(nn.Dense(self.width)(h)))
       x = x + h
     out = nn.Dense(4)(nn.LayerNorm()(x))
-    raw_density = out[..., 0] + density_bias(means, self.density_bias_scale,
-                                             self.density_bias_std)
+    raw_density = out[..., 0] + self.density_offset + density_bias(
+        means, self.density_bias_scale, self.density_bias_std)
     return raw_density, nn.sigmoid(out[..., 1:])
 
 
 class BackgroundMLP(nn.Module):
-  """Environment-map colour from the positionally encoded ray direction [P §3.1]."""
+  """Environment-map colour from the positionally encoded ray direction [P §3.1].
+
+  kind='white' keeps the weights but returns white: a known background (the toy world's).
+  """
   num_freqs: int = 4
   width: int = 32
   num_layers: int = 2
+  kind: str = 'mlp'
 
   @nn.compact
   def __call__(self, directions: jnp.ndarray) -> jnp.ndarray:
@@ -87,16 +92,22 @@ class BackgroundMLP(nn.Module):
     x = encoding.pos_enc(directions, self.num_freqs)
     for _ in range(self.num_layers):
       x = nn.swish(nn.Dense(self.width)(x))
-    return nn.sigmoid(nn.Dense(3)(x))
+    color = nn.sigmoid(nn.Dense(3)(x))
+    if self.kind == 'white':
+      return jnp.ones_like(color)
+    if self.kind != 'mlp':
+      raise ValueError(f"field.background must be 'mlp' or 'white', got {self.kind!r}")
+    return color
 
 
 def build(config):
   """The NeRF and background modules of a config (config.field)."""
   f = config.field
   nerf = NeRFMLP(num_freqs=f.num_freqs, num_blocks=f.num_blocks, width=f.width,
-                 density_bias_scale=f.density_bias_scale, density_bias_std=f.density_bias_std)
+                 density_bias_scale=f.density_bias_scale, density_bias_std=f.density_bias_std,
+                 density_offset=f.density_offset)
   background = BackgroundMLP(num_freqs=f.bg_num_freqs, width=f.bg_width,
-                             num_layers=f.bg_num_layers)
+                             num_layers=f.bg_num_layers, kind=f.background)
   return nerf, background
 
 

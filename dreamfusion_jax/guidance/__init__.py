@@ -31,3 +31,23 @@ class Guidance(Protocol):
   def eps(self, params, z_t: jnp.ndarray, t: jnp.ndarray, emb: jnp.ndarray) -> jnp.ndarray:
     ...
 
+
+
+BACKENDS = ('empirical', 'stable_diffusion')
+
+
+def build(config) -> Guidance:
+  """The backend named by config.guidance.name, built from the config."""
+  from dreamfusion_jax.errors import SetupError
+  name = config.guidance.name
+  if name == 'empirical':
+    from dreamfusion_jax import toy
+    return toy.build_guidance(config)
+  if name == 'stable_diffusion':
+    try:
+      from dreamfusion_jax.guidance import stable_diffusion
+    except ImportError as e:
+      raise SetupError('guidance.name=stable_diffusion: the Stable Diffusion backend is not '
+                       f'part of this build yet ({e})') from e
+    return stable_diffusion.from_config(config)
+  raise SetupError(f'guidance.name={name!r} is not a guidance backend; allowed: {BACKENDS}')

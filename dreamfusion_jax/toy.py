@@ -1,0 +1,192 @@
+"""The toy world: a captioned dataset of analytic objects, its exact prior, and the metrics that
+say whether SDS rebuilt the object (design.md §5).
+
+  build_dataset(config)   renders every library object (scenes.py) with the project's renderer
+                          from cameras of the training distribution, captioned
+                          "<object>, <view> view" by the training view rules; cached on disk.
+  build_guidance(config)  the EmpiricalPrior (guidance/empirical.py) of that dataset.
+  make_evaluate(config)   (model, params) -> metrics at held-out cameras against ground truth.
+"""
+import hashlib
+import json
+import os
+from typing import Dict, List, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dreamfusion_jax import camera as camera_lib
+from dreamfusion_jax import field as field_lib
+from dreamfusion_jax import prompts
+from dreamfusion_jax import render
+from dreamfusion_jax import scenes
+from dreamfusion_jax import schedules
+from dreamfusion_jax import views
+from dreamfusion_jax.errors import SetupError
+from dreamfusion_jax.guidance.empirical import EmpiricalPrior
+
+WHITE = jnp.ones(3)  # Ground truth is composited over white.
+
+
+def white_background(directions):
+  return jnp.ones_like(directions)
+
+
+def _object_names(config) -> List[str]:
+  names = list(config.toy.objects)
+  unknown = [n for n in names if n not in scenes.LIBRARY]
+  if unknown:
+    raise SetupError(f'toy.objects has unknown objects {unknown}; available: {scenes.names()}')
+  if config.prompt not in names:
+    raise SetupError(f'prompt={config.prompt!r} must be one of toy.objects {names} '
+                     '(the empirical prior knows only its own objects)')
+  return names
+
+
+def _render_settings(config) -> render.RenderSettings:
+  return render.RenderSettings.from_config(config, randomized=False)
+
+
+def _render_object(name: str, config, cameras, lights, modes):
+  """Ground-truth renders of one object for a batch of draws. Returns (n, H, W, 3) in [0, 1]."""
+  field_fn = scenes.scene_field(scenes.get(name), config.toy.sharpness)
+  res, settings = config.render.resolution, _render_settings(config)
+
+  @jax.jit
+  def batch(cameras, lights, modes):
+    def one(cam, light, mode):
+      out = render.render_camera(field_fn, white_background, cam, res, res,
+                                 jax.random.PRNGKey(0), variance=jnp.float32(0.0),
+                                 light_position=light, shading_mode=mode, settings=settings)
+      return jnp.clip(out['rgb'], 0.0, 1.0)
+    return jax.vmap(one)(cameras, lights, modes)
+
+  chunk = 64
+  parts = [batch(*jax.tree.map(lambda x: x[i:i + chunk], (cameras, lights, modes)))
+           for i in range(0, modes.shape[0], chunk)]
+  return np.concatenate([np.asarray(p) for p in parts])
+
+
+def _draws(key, n: int, config):
+  """n cameras, lights and shading modes from the training distribution."""
+  k_cam, k_light, k_mode = jax.random.split(key, 3)
+  cams = jax.vmap(lambda k: camera_lib.sample_camera(k, config.camera))(jax.random.split(k_cam, n))
+  lights = jax.vmap(lambda k, o: camera_lib.sample_light(k, o, config.light))(
+      jax.random.split(k_light, n), cams.origin)
+  if config.toy.image_shading == 'albedo':
+    modes = jnp.full((n,), render.ALBEDO, jnp.int32)
+  elif config.toy.image_shading == 'mix':
+    # The training mix after the albedo-only warm-up (a step far past it).
+    probs = schedules.shading_probs(10 ** 9, config)
+    modes = jax.random.choice(k_mode, 3, (n,), p=probs).astype(jnp.int32)
+  else:
+    raise SetupError(f"toy.image_shading must be 'albedo' or 'mix', got "
+                     f'{config.toy.image_shading!r}')
+  return cams, lights, modes
+
+
+def _cache_path(config, names) -> str:
+  """The cache file of a dataset, keyed by everything that changes its images or captions."""
+  key = dict(objects=names, scenes=[repr(scenes.get(n)) for n in names],
+             toy=config.toy.to_dict(), camera=config.camera.to_dict(),
+             light=config.light.to_dict(), prompts=config.prompts.to_dict(),
+             shading=config.shading.to_dict(), render=_render_settings(config)._asdict(),
+             resolution=config.render.resolution)
+  key.get('toy').pop('cache_dir', None)
+  digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+  return os.path.join(os.path.expanduser(config.toy.cache_dir), f'toy_{digest[:16]}.npz')
+
+
+def build_dataset(config) -> Tuple[np.ndarray, List[str]]:
+  """Images (N, H, W, 3) float32 in [0, 1] and their captions, cached on disk."""
+  names = _object_names(config)
+  path = _cache_path(config, names)
+  if os.path.exists(path):
+    with np.load(path) as data:
+      return data['images'].astype(np.float32) / 255.0, [str(c) for c in data['captions']]
+  images, captions = [], []
+  for index, name in enumerate(names):
+    key = jax.random.fold_in(jax.random.PRNGKey(config.toy.dataset_seed), index)
+    cams, lights, modes = _draws(key, config.toy.images_per_object, config)
+    images.append(_render_object(name, config, cams, lights, modes))
+    rows = np.asarray(prompts.view_index(cams.elevation_deg, cams.azimuth_deg, config.prompts))
+    table = prompts.view_prompts(name)
+    captions += [table[r] for r in rows]
+  images = np.concatenate(images)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  tmp = path + '.tmp.npz'
+  np.savez_compressed(tmp, images=np.round(images * 255).astype(np.uint8),
+                      captions=np.array(captions))
+  os.replace(tmp, path)
+  return np.round(images * 255) / 255.0, captions
+
+
+def build_guidance(config) -> EmpiricalPrior:
+  """The exact prior of the toy dataset (guidance.name = 'empirical')."""
+  images, captions = build_dataset(config)
+  return EmpiricalPrior(images, captions)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def held_out_cameras(config) -> List[Tuple[float, float]]:
+  """(elevation, azimuth) of the held-out views: 30 degrees x 8 azimuths, then 0 and 60 at the
+  front (the paper evaluates at 30 degrees over azimuths [P A.3])."""
+  return [(30.0, az) for az in range(0, 360, 45)] + [(0.0, 0.0), (60.0, 0.0)]
+
+
+def psnr(a, b, mask=None) -> float:
+  err = (np.asarray(a) - np.asarray(b)) ** 2
+  mse = err.mean() if mask is None else err[mask].mean() if mask.any() else 0.0
+  return float(10 * np.log10(1.0 / max(mse, 1e-10)))
+
+
+def mark_fraction(image, color, tolerance: float = 0.2) -> float:
+  """Fraction of pixels within `tolerance` (max channel difference) of the mark colour."""
+  return float(np.mean(np.max(np.abs(np.asarray(image) - np.asarray(color)), axis=-1)
+                       < tolerance))
+
+
+def make_evaluate(config):
+  """(model, params) -> metrics of the NeRF's albedo renders against the target object."""
+  scene = scenes.get(config.prompt)
+  truth_fn = scenes.scene_field(scene, config.toy.sharpness)
+  settings, res = _render_settings(config), config.render.resolution
+  cams = [camera_lib.camera_from_angles(el, az, config.toy.eval_distance,
+                                        config.toy.eval_focal_mult)
+          for el, az in held_out_cameras(config)]
+  truth = [views.render_kinds(truth_fn, white_background, c, res, jnp.float32(0.0),
+                              views.headlight(c), settings) for c in cams]
+  mark_color = scene.mark.color if scene.mark is not None else None
+
+  def evaluate(model, params) -> Dict:
+    field_fn, background_fn = field_lib.bind(model.nerf, model.background, params)
+    variance = field_lib.ipe_variance(schedules.lambda_sigma(config.num_steps, config),
+                                      config.field.ipe_covariance)
+    rows = []
+    for (el, az), cam, gt in zip(held_out_cameras(config), cams, truth):
+      out = views.render_kinds(field_fn, background_fn, cam, res, variance, views.headlight(cam),
+                               settings)
+      gt_mask, mask = np.asarray(gt['acc']) > 0.5, np.asarray(out['acc']) > 0.5
+      both = gt_mask & mask
+      cos = np.sum(np.asarray(out['normal_vectors']) * np.asarray(gt['normal_vectors']), -1)
+      row = dict(elevation=el, azimuth=az, psnr=psnr(out['albedo'], gt['albedo']),
+                 psnr_fg=psnr(out['albedo'], gt['albedo'], gt_mask),
+                 iou=float((gt_mask & mask).sum() / max((gt_mask | mask).sum(), 1)),
+                 normal_err_deg=float(np.degrees(np.arccos(np.clip(cos[both], -1, 1))).mean())
+                 if both.any() else 180.0)
+      if mark_color is not None:
+        row['mark'] = mark_fraction(out['albedo'], mark_color)
+        row['mark_truth'] = mark_fraction(gt['albedo'], mark_color)
+      rows.append(row)
+    mean = lambda k: float(np.mean([r[k] for r in rows]))
+    metrics = dict(psnr=mean('psnr'), psnr_fg=mean('psnr_fg'), iou=mean('iou'),
+                   normal_err_deg=mean('normal_err_deg'), views=rows)
+    if mark_color is not None:
+      metrics['mark_front'] = rows[0]['mark']
+      metrics['mark_back'] = rows[4]['mark']
+    return metrics
+
+  return evaluate
