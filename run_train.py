@@ -36,9 +36,10 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
   maybe_initialize_distributed()
   from dreamfusion_jax import runner
+  from dreamfusion_jax.errors import SetupError
   try:
     results = runner.run(_CONFIG.value, _WORKDIR.value)
-  except runner.SetupError as e:
+  except SetupError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
   print(f"done: {results['steps']} steps, {results['skipped_steps']} skipped, "

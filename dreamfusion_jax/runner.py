@@ -15,7 +15,6 @@ import orbax.checkpoint as ocp
 import tqdm
 
 from dreamfusion_jax import guidance as guidance_lib
-from dreamfusion_jax.errors import SetupError  # noqa: F401 (run_train.py catches it)
 from dreamfusion_jax import train
 from dreamfusion_jax import views
 

@@ -26,10 +26,8 @@ from dreamfusion_jax import views
 from dreamfusion_jax.errors import SetupError
 from dreamfusion_jax.guidance.empirical import EmpiricalPrior
 
-WHITE = jnp.ones(3)  # Ground truth is composited over white.
-
-
 def white_background(directions):
+  """Ground truth is composited over white. (..., 3) -> (..., 3)."""
   return jnp.ones_like(directions)
 
 

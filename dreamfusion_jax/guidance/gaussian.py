@@ -49,7 +49,10 @@ class GaussianPrior:
     return x
 
   def eps(self, params, z_t, t, emb):
-    """Exact E[eps | z_t] of the embedding's mixture-free mean. z_t (B, H, W, 3), t (B,), emb (B, V)."""
+    """Exact E[eps | z_t] for the Gaussian whose mean is the embedding's blend of means.
+
+    z_t (B, H, W, 3), t (B,), emb (B, V). Returns (B, H, W, 3).
+    """
     alpha, sigma = self.schedule.alpha_sigma(t)
     alpha, sigma = alpha[:, None, None, None], sigma[:, None, None, None]
     mean = jnp.einsum('bv,vhwc->bhwc', emb, params.means)
