@@ -155,24 +155,30 @@ def make_evaluate(config):
   cams = [camera_lib.camera_from_angles(el, az, config.toy.eval_distance,
                                         config.toy.eval_focal_mult)
           for el, az in held_out_cameras(config)]
-  truth = [views.render_kinds(truth_fn, white_background, c, res, jnp.float32(0.0),
-                              views.headlight(c), settings) for c in cams]
+  variance = field_lib.ipe_variance(schedules.lambda_sigma(config.num_steps, config),
+                                    config.field.ipe_covariance)
+
+  def kinds(field_fn, background_fn, cam, variance):
+    return views.render_kinds(field_fn, background_fn, cam, res, variance, views.headlight(cam),
+                              settings)
+
+  # One compiled render serves every held-out camera (cameras are traced, not constants).
+  render_truth = jax.jit(lambda cam: kinds(truth_fn, white_background, cam, jnp.float32(0.0)))
+  truth = [render_truth(c) for c in cams]
   mark_color = scene.mark.color if scene.mark is not None else None
 
   def evaluate(model, params) -> Dict:
-    field_fn, background_fn = field_lib.bind(model.nerf, model.background, params)
-    variance = field_lib.ipe_variance(schedules.lambda_sigma(config.num_steps, config),
-                                      config.field.ipe_covariance)
+    render_nerf = jax.jit(lambda params, cam: kinds(
+        *field_lib.bind(model.nerf, model.background, params), cam, variance))
     rows = []
     for (el, az), cam, gt in zip(held_out_cameras(config), cams, truth):
-      out = views.render_kinds(field_fn, background_fn, cam, res, variance, views.headlight(cam),
-                               settings)
+      out = render_nerf(params, cam)
       gt_mask, mask = np.asarray(gt['acc']) > 0.5, np.asarray(out['acc']) > 0.5
       both = gt_mask & mask
       cos = np.sum(np.asarray(out['normal_vectors']) * np.asarray(gt['normal_vectors']), -1)
       row = dict(elevation=el, azimuth=az, psnr=psnr(out['albedo'], gt['albedo']),
                  psnr_fg=psnr(out['albedo'], gt['albedo'], gt_mask),
-                 iou=float((gt_mask & mask).sum() / max((gt_mask | mask).sum(), 1)),
+                 iou=float(both.sum() / max((gt_mask | mask).sum(), 1)),
                  normal_err_deg=float(np.degrees(np.arccos(np.clip(cos[both], -1, 1))).mean())
                  if both.any() else 180.0)
       if mark_color is not None:
