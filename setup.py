@@ -32,6 +32,10 @@ setup(
             # Reference Distributed Shampoo (google-research), used only to check ours.
             "precondition-opt==0.3.0",
             "chex==0.1.92",  # imported by precondition-opt, which does not declare it.
+            # diffusers' and transformers' PyTorch models: the independent computation the Flax
+            # Stable Diffusion backend is checked against (and what converts PyTorch-only
+            # weights). 2.13.0 is the CPU wheel our machines carry; see the README.
+            "torch==2.13.0",
         ],
     },
 )

@@ -129,7 +129,14 @@ def get_config() -> ml_collections.ConfigDict:
   # The diffusion prior and SDS [P §2, §3.2; paper.md §1].
   c.guidance = ml_collections.ConfigDict()
   c.guidance.name = 'stable_diffusion'  # Backend: see dreamfusion_jax/guidance/__init__.py.
-  c.guidance.model = ''  # Backend-specific model id or path (set by the backend's config).
+  # Stable Diffusion: a hub id or a local diffusers-format directory (configs/hamburger.py sets
+  # stabilityai/stable-diffusion-2-1-base); unused by the empirical prior.
+  c.guidance.model = ''
+  c.guidance.revision = 'main'  # Hub revision (branch, tag or commit) of guidance.model.
+  # Weights and computation of the UNet and VAE: 'float32' or 'bfloat16' (half the memory; the
+  # latents, eps and the SDS arithmetic stay float32 either way).
+  c.guidance.dtype = 'float32'
+  c.guidance.vae_resolution = 512  # Renders are resized to this square before the VAE encoder.
   # omega of eps_hat = (1 + omega) eps_cond - omega eps_uncond [P §2]; omega = 100 [P §3.2].
   # diffusers' guidance_scale is omega + 1 (101 reproduces the paper).
   c.guidance.scale = 100.0
