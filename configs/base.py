@@ -60,11 +60,27 @@ def get_config() -> ml_collections.ConfigDict:
   # View-dependent prompts [P §3.2, A.2; paper.md §5].
   c.prompts = ml_collections.ConfigDict()
   # 'discrete': the paper's nearest view word; 'interpolated': front/side/back embeddings blended
-  # by azimuth (stable-dreamfusion's scheme); 'none': the plain prompt for every view (ablation).
+  # by azimuth (stable-dreamfusion's scheme); 'none': the plain prompt for every view (ablation);
+  # 'fine': left side / right side told apart and an oblique-top band (dreamfusion_jax/prompts.py).
   c.prompts.view_mode = 'discrete'
   c.prompts.overhead_deg = 60.0  # Elevation above which the view is "overhead" [P §3.2].
   c.prompts.front_deg = 45.0  # |azimuth| below this is "front" (threestudio's default) [NIP].
   c.prompts.back_deg = 135.0  # |azimuth| above this is "back" (threestudio's default) [NIP].
+  # 'fine' only: elevation above this (up to overhead_deg) is "oblique top" (our choice: the
+  # middle of the band between the held-out 30-degree ring and overhead).
+  c.prompts.oblique_deg = 45.0
+  # Negatives per view against the Janus problem: 'none' (the paper: uncond = negative_prompt);
+  # 'views': a view's unconditional embedding is the weighted mean of the views it must not look
+  # like (the back view's names the front); 'perp_neg': Perp-Neg (Armandpour et al. 2023), the
+  # negatives' directions projected perpendicular to eps_cond - eps_uncond (sds.py).
+  c.prompts.negatives = 'none'
+  # Negative weights at the bucket centres: threestudio's Perp-Neg schedule a e^(-b r) + c at
+  # r = 0 or 1 (prompt_processors/base.py: f_sf(0), f_fs(0), f_fsb(0), f_sb(0)).
+  c.prompts.neg_front_side = 1.574  # Front view: weight of "side view" as a negative.
+  c.prompts.neg_side_front = 1.574  # Side view(s): weight of "front view".
+  c.prompts.neg_back_front = 1.967  # Back view: weight of "front view".
+  c.prompts.neg_back_side = 0.394  # Back view: weight of "side view" (split over left/right).
+  c.prompts.neg_side_opposite = 1.0  # 'fine': a side view's weight on the other side (ours).
 
   # The NeRF MLP [P A.2; paper.md §2].
   c.field = ml_collections.ConfigDict()

@@ -46,8 +46,10 @@ class TrainState:
 class Frozen:
   """What the update reads but never changes, passed in as arrays (replicated once)."""
   guidance_params: Any  # The prior's weights (guidance/__init__.py).
-  cond_table: jnp.ndarray  # (P, ...) embeddings of prompts.view_prompts(prompt).
-  uncond_table: jnp.ndarray  # (P, ...) unconditional embedding per view row.
+  cond_table: jnp.ndarray  # (P, ...) embeddings of prompts.view_prompts(prompt, view_mode).
+  uncond_table: jnp.ndarray  # (P, ...) unconditional (or per-view negative) embedding per row.
+  neg_table: Any = None  # (P, K, ...) Perp-Neg: each row's K negative embeddings; else None.
+  neg_weights: Any = None  # (P, K) Perp-Neg: their weights (prompts.negative_table); else None.
 
 
 class Model(NamedTuple):
@@ -77,12 +79,25 @@ def init_state(model: Model, key) -> TrainState:
 
 
 def make_frozen(model: Model) -> Frozen:
-  """Embeds every view-prompt variant and the unconditional prompt once, before the loop."""
+  """Embeds every view-prompt variant and the unconditional prompt once, before the loop.
+
+  prompts.negatives picks the unconditional side: 'none', config.negative_prompt for every view;
+  'views', each row's negatives mixed by weight (rows without negatives keep negative_prompt);
+  'perp_neg', negative_prompt, plus each row's negatives as a (P, K, ...) table for Perp-Neg.
+  """
   config, guidance = model.config, model.guidance
-  cond = guidance.embed(prompts.view_prompts(config.prompt))
-  uncond = guidance.embed([config.negative_prompt])
-  return Frozen(guidance_params=guidance.params, cond_table=cond,
-                uncond_table=jnp.broadcast_to(uncond, cond.shape))
+  cond = jnp.asarray(guidance.embed(prompts.view_prompts(config.prompt, config.prompts.view_mode)))
+  uncond = jnp.broadcast_to(jnp.asarray(guidance.embed([config.negative_prompt])), cond.shape)
+  frozen = Frozen(guidance_params=guidance.params, cond_table=cond, uncond_table=uncond)
+  if config.prompts.negatives == 'none':
+    return frozen
+  rows, weights = prompts.negative_table(config.prompts)
+  if config.prompts.negatives == 'perp_neg':
+    return frozen.replace(neg_table=cond[rows], neg_weights=jnp.asarray(weights))
+  total = weights.sum(axis=1)
+  mixed = jnp.einsum('pk,pk...->p...', weights / np.maximum(total, 1e-12)[:, None], cond[rows])
+  has = (total > 0).reshape((-1,) + (1,) * (cond.ndim - 1))
+  return frozen.replace(uncond_table=jnp.where(has, mixed, uncond))
 
 
 class ViewDraw(NamedTuple):
@@ -137,10 +152,14 @@ def loss_fn(params, model: Model, frozen: Frozen, views: ViewDraw, key_sds, step
                                                     config.prompts))(views.camera)
   cond = jnp.tensordot(weights, frozen.cond_table, axes=1)
   uncond = jnp.tensordot(weights, frozen.uncond_table, axes=1)
+  negatives = {}
+  if frozen.neg_table is not None:  # Perp-Neg; one-hot view weights select the view's negatives.
+    negatives = dict(neg_emb=jnp.tensordot(weights, frozen.neg_table, axes=1),
+                     neg_weights=weights @ frozen.neg_weights)
   g = config.guidance
   loss_sds, sds_aux = sds.sds_loss(model.guidance, frozen.guidance_params, out['rgb'], cond, uncond,
                                    key_sds, omega=g.scale, weighting=g.weighting,
-                                   t_range=tuple(g.t_range))
+                                   t_range=tuple(g.t_range), **negatives)
   num_views = config.render.views_per_device
   loss_orient = jnp.mean(losses.orientation_loss(out['orientation'].reshape(num_views, -1)))
   loss_opacity = jnp.mean(losses.opacity_loss(out['acc'].reshape(num_views, -1),
@@ -219,9 +238,13 @@ def global_replica_ids() -> jnp.ndarray:
 
 
 def replicate(tree):
-  """Copies a pytree onto every local device, with the leading device axis pmap expects."""
+  """Copies a pytree onto every local device, with the leading device axis pmap expects.
+
+  Mapped over the update's axis name: the copies then carry the same sharding as the update's
+  outputs, and the update compiles once instead of again at its second call.
+  """
   n = jax.local_device_count()
-  return jax.pmap(lambda _, x: x, in_axes=(0, None))(jnp.arange(n), tree)
+  return jax.pmap(lambda _, x: x, in_axes=(0, None), axis_name=AXIS)(jnp.arange(n), tree)
 
 
 def params_digest(params) -> str:
