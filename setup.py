@@ -25,6 +25,13 @@ setup(
         "imageio-ffmpeg>=0.5",
         "tqdm>=4.66",
         "tensorboardX>=2.6",
+        # run_render.py. Pillow: the contact sheet's labels (load_default(size=) needs 10.1).
+        "Pillow>=10.1",
+        # The mesh: measure.marching_cubes(level=, spacing=, gradient_direction=) is the 0.19 API
+        # (tested with 0.26.0).
+        "scikit-image>=0.19",
+        # .glb / .obj export with vertex colours (tested with 5.2.0).
+        "trimesh>=4.0",
     ],
     extras_require={
         "test": [

@@ -1,0 +1,164 @@
+"""What run_render.py does: a trained run's checkpoint -> WORKDIR/render/ (videos, sheet, mesh).
+
+  load(workdir)                 the resolved config and the latest checkpoint, as a views.Subject
+  render_subject(subject, ...)  turntable videos, the contact sheet and the mesh of any Subject
+                                (a checkpoint's NeRF or an analytic field: tests use the latter)
+"""
+import json
+import os
+import time
+from typing import Dict, NamedTuple, Optional, Tuple
+
+import imageio.v3 as iio
+import jax
+import ml_collections
+
+from dreamfusion_jax import mesh as mesh_lib
+from dreamfusion_jax import runner
+from dreamfusion_jax import train
+from dreamfusion_jax import turntable
+from dreamfusion_jax import views
+from dreamfusion_jax.errors import SetupError
+
+
+class Options(NamedTuple):
+  """run_render.py's flags. The defaults finish a toy checkpoint in minutes on a CPU."""
+  resolution: int = 128  # Video frames and contact-sheet tiles are resolution^2 (even).
+  frames: int = 60  # Turntable frames (one turn).
+  fps: int = 30  # Video frame rate.
+  elevation_deg: float = 30.0  # Turntable elevation (the paper evaluates at 30 [P A.3]).
+  distance: float = 1.3  # Camera distance from the origin (the middle of the training range).
+  focal_mult: float = 1.0  # Focal length / image width (a 53 degree field of view).
+  light: str = 'camera'  # Light of the shaded and textureless kinds (turntable.parse_light).
+  sheet_views: int = 8  # Contact-sheet columns: azimuths 360 i / sheet_views.
+  mesh: bool = True  # Whether to extract and write the mesh.
+  mesh_resolution: int = 128  # Marching-cubes grid points per axis across the bounding sphere.
+  mesh_level: Optional[float] = None  # Raw-density iso-level; None measures it from renders.
+  chunk: int = 1024  # Rays per compiled call (and mesh.POINTS_PER_RAY x as many grid points).
+
+
+def check(options: Options) -> None:
+  """SetupError naming the flag and its allowed range for a bad option."""
+  rules = [('resolution', options.resolution >= 16 and options.resolution % 2 == 0,
+            'an even number >= 16 (H.264 needs even sizes)'),
+           ('frames', options.frames >= 1, '>= 1'), ('fps', options.fps >= 1, '>= 1'),
+           ('distance', options.distance > 0, '> 0'), ('focal_mult', options.focal_mult > 0, '> 0'),
+           ('sheet_views', options.sheet_views >= 1, '>= 1'),
+           ('mesh_resolution', options.mesh_resolution >= 8, '>= 8'),
+           ('chunk', options.chunk >= 1, '>= 1')]
+  for name, ok, allowed in rules:
+    if not ok:
+      raise SetupError(f'--{name}={getattr(options, name)!r} must be {allowed}')
+  turntable.parse_light(options.light)
+
+
+def load(workdir: str) -> Tuple[views.Subject, int]:
+  """The latest checkpoint of a run_train.py workdir with its resolved config.json.
+
+  Returns (subject, step). Raises SetupError when the workdir, its config or a checkpoint is
+  missing.
+  """
+  config_path = os.path.join(workdir, 'config.json')
+  checkpoints = os.path.join(workdir, 'checkpoints')
+  train_hint = f'train first: python run_train.py --config=configs/toy.py --workdir={workdir}'
+  if not os.path.isfile(config_path):
+    raise SetupError(f'{config_path} not found: --workdir must be a run_train.py output '
+                     f'directory ({train_hint})')
+  with open(config_path) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  manager = runner.checkpoint_manager(workdir, config) if os.path.isdir(checkpoints) else None
+  if manager is None or manager.latest_step() is None:
+    raise SetupError(f'no checkpoint in {checkpoints} ({train_hint})')
+  model = train.build_model(config, guidance=None)  # Rendering needs no prior.
+  state = runner.restore_or_init(manager, model, jax.random.PRNGKey(0))
+  step = int(state.step)
+  if step == 0:  # restore_or_init's fresh state: no checkpoint read back.
+    raise SetupError(f'no checkpoint in {checkpoints} could be read back ({train_hint})')
+  return views.model_subject(model, state.params, step), step
+
+
+def render_subject(subject: views.Subject, out_dir: str, options: Options) -> Dict:
+  """Writes out_dir/{KIND}.mp4, contact_sheet.png, mesh.glb and mesh.obj; returns a summary.
+
+  The mesh is extracted first, so an empty field raises EmptyFieldError before any file exists.
+  """
+  check(options)
+  summary, files = dict(options=options._asdict()), {}
+  render_view = views.make_camera_fn(subject, options.chunk)  # Compiled once, used throughout.
+  start = time.time()
+  mesh = None
+  if options.mesh:
+    mesh = mesh_lib.extract(subject, options.mesh_resolution, options.chunk,
+                            options.mesh_level, options.distance, options.focal_mult, render_view)
+    summary['mesh'] = dict(level=mesh.level, vertices=len(mesh.vertices), faces=len(mesh.faces),
+                           seconds=time.time() - start,
+                           file_axes='glTF: +Y up, front +Z; file (x, y, z) = world (y, z, x)')
+  os.makedirs(out_dir, exist_ok=True)
+  if mesh is not None:
+    files.update(mesh_lib.write(mesh, out_dir))
+  start = time.time()
+  sheet = write_turntable(render_view, subject, out_dir, options, files)
+  summary['turntable_seconds'] = time.time() - start
+  start = time.time()
+  write_contact_sheet(render_view, subject, out_dir, options, sheet, files)
+  summary['contact_sheet_seconds'] = time.time() - start
+  summary['files'] = {k: os.path.basename(v) for k, v in files.items()}
+  return summary
+
+
+def _depth_range(subject: views.Subject, options: Options) -> Tuple[float, float]:
+  return turntable.depth_range(options.distance, subject.settings.radius, subject.settings.near)
+
+
+def write_turntable(render_view, subject: views.Subject, out_dir: str, options: Options,
+                    files: Dict[str, str]) -> Dict[int, Dict]:
+  """The five videos (paths added to `files`). Returns the contact-sheet columns they contain.
+
+  Contact-sheet column c (azimuth 360 c / S) is turntable frame c F / S when that is a whole
+  number; those columns' kind images are returned as {c: images}, so they are not rendered twice.
+  """
+  frames, columns = options.frames, options.sheet_views
+  shared = {c * frames // columns: c for c in range(columns) if c * frames % columns == 0}
+  near, far = _depth_range(subject, options)
+  light = turntable.parse_light(options.light)
+  cameras = turntable.orbit(frames, options.elevation_deg, options.distance, options.focal_mult)
+  sheet = {}
+
+  def kind_frames():
+    views_ = turntable.render_views(render_view, cameras, options.resolution, light,
+                                    desc='turntable')
+    for i, view in enumerate(views_):
+      images = turntable.kind_images(view, near, far)
+      if i in shared:
+        sheet[shared[i]] = images
+      yield images
+
+  files.update(turntable.write_videos(kind_frames(), out_dir, options.fps))
+  return sheet
+
+
+def write_contact_sheet(render_view, subject: views.Subject, out_dir: str, options: Options,
+                        sheet: Dict[int, Dict], files: Dict[str, str]) -> None:
+  """out_dir/contact_sheet.png: the columns not in `sheet` are rendered, then all are drawn."""
+  near, far = _depth_range(subject, options)
+  rest = [c for c in range(options.sheet_views) if c not in sheet]
+  cameras = turntable.orbit(options.sheet_views, options.elevation_deg, options.distance,
+                            options.focal_mult)
+  renders = turntable.render_views(render_view, [cameras[c] for c in rest], options.resolution,
+                                   turntable.parse_light(options.light), desc='contact sheet')
+  for c, view in zip(rest, renders):
+    sheet[c] = turntable.kind_images(view, near, far)
+  columns = range(options.sheet_views)
+  labels = [f'{360.0 * c / options.sheet_views:g}°' for c in columns]
+  files['contact_sheet'] = os.path.join(out_dir, 'contact_sheet.png')
+  iio.imwrite(files['contact_sheet'], turntable.contact_sheet([sheet[c] for c in columns], labels))
+
+
+def run(workdir: str, options: Options) -> Dict:
+  """Renders the latest checkpoint of `workdir` into workdir/render/ and writes summary.json."""
+  check(options)
+  subject, step = load(workdir)
+  out_dir = os.path.join(workdir, 'render')
+  summary = dict(step=step, **render_subject(subject, out_dir, options))
+  runner.write_json(os.path.join(out_dir, 'summary.json'), summary)
+  return summary

@@ -1,0 +1,140 @@
+"""run_render.py: every output of export.render_subject on an analytic field; the CLI end to end
+on a tiny checkpoint (files, decoded videos, mesh); clear exit-2 errors without a traceback."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+import jax.numpy as jnp
+import trimesh
+
+from dreamfusion_jax import export, render, scenes, turntable, views
+from dreamfusion_jax.errors import EmptyFieldError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Two steps of the toy world at the smallest sizes. density_offset -3 empties space around the
+# initial density blob, so the tiny field is a ball at the centre.
+TRAIN = [
+    '--config=configs/toy.py', '--config.num_steps=2', '--config.render.resolution=12',
+    '--config.render.num_samples=12', '--config.render.num_importance_samples=4',
+    '--config.field.width=16', '--config.field.num_blocks=1', '--config.toy.images_per_object=12',
+    "--config.toy.objects=('toy hamburger','red ball')", '--config.log.preview_resolution=12',
+    '--config.field.density_offset=-3.0',
+]
+RENDER = ['--resolution=16', '--frames=4', '--sheet_views=4', '--mesh_resolution=24',
+          '--chunk=256']
+
+
+def run(script, *args):
+  return subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True,
+                        text=True, timeout=600)
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp('render')
+  proc = run('run_train.py', f'--workdir={tmp / "work"}', *TRAIN,
+             f'--config.toy.cache_dir={tmp / "cache"}')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return tmp / 'work'
+
+
+def decode(path):
+  reader = imageio.get_reader(str(path), format='FFMPEG')
+  frames = np.stack([frame for frame in reader.iter_data()])
+  fps = reader.get_meta_data()['fps']
+  reader.close()
+  return frames, fps
+
+
+def white(directions):
+  return jnp.ones_like(directions)
+
+
+def analytic_subject(field_fn):
+  return views.field_subject(field_fn, white, render.RenderSettings(num_samples=32,
+                                                                    num_importance=16))
+
+
+BALL = scenes.scene_field(scenes.union(scenes.sphere(0.3, center=(0.1, 0.0, 0.0),
+                                                     color=(0.9, 0.5, 0.1))))
+SMALL = export.Options(resolution=16, frames=8, sheet_views=4, mesh_resolution=24, chunk=256)
+
+
+@pytest.mark.filterwarnings('ignore:os.fork')  # The reader starts ffmpeg (fork + exec).
+def test_render_subject_writes_every_output(tmp_path):
+  """Same Subject path as a checkpoint's. With 8 frames the 4 sheet columns are video frames;
+  with 3 frames 3 of them are rendered afresh: the two sheets must agree."""
+  summaries = {}
+  for frames in (8, 3):
+    out = tmp_path / str(frames)
+    summaries[frames] = export.render_subject(analytic_subject(BALL), str(out),
+                                              SMALL._replace(frames=frames))
+    assert sorted(os.listdir(out)) == sorted(
+        [f'{k}.mp4' for k in turntable.KINDS] + ['contact_sheet.png', 'mesh.glb', 'mesh.obj'])
+    for kind in turntable.KINDS:
+      decoded, fps = decode(out / f'{kind}.mp4')
+      assert decoded.shape == (frames, 16, 16, 3) and fps == 30, kind
+  sheets = [imageio.imread(tmp_path / str(f) / 'contact_sheet.png').astype(int) for f in (8, 3)]
+  assert sheets[0].shape == sheets[1].shape
+  assert np.abs(sheets[0] - sheets[1]).max() <= 1
+  assert summaries[8]['mesh']['faces'] > 100
+
+
+def test_render_subject_of_an_empty_field_writes_nothing(tmp_path):
+  empty = lambda x, v: (jnp.full(x.shape[:-1], -30.0), jnp.full(x.shape, 0.5))
+  with pytest.raises(EmptyFieldError, match='the field is empty'):
+    export.render_subject(analytic_subject(empty), str(tmp_path / 'render'), SMALL)
+  assert not (tmp_path / 'render').exists()
+
+
+@pytest.mark.slow  # Trains a tiny checkpoint first (about a minute on a loaded 2-core CPU).
+@pytest.mark.filterwarnings('ignore:os.fork')  # The reader starts ffmpeg (fork + exec).
+def test_writes_videos_contact_sheet_and_mesh(checkpoint):
+  proc = run('run_render.py', f'--workdir={checkpoint}', *RENDER)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = checkpoint / 'render'
+  assert sorted(os.listdir(out)) == sorted(
+      [f'{k}.mp4' for k in turntable.KINDS] + ['contact_sheet.png', 'mesh.glb', 'mesh.obj',
+                                               'summary.json'])
+  for kind in turntable.KINDS:
+    frames, fps = decode(out / f'{kind}.mp4')
+    assert frames.shape == (4, 16, 16, 3) and fps == 30, kind
+  sheet = imageio.imread(out / 'contact_sheet.png')
+  assert sheet.shape[0] > 5 * 16 and sheet.shape[1] > 4 * 16
+  mesh = trimesh.load(out / 'mesh.glb', force='mesh')
+  assert len(mesh.faces) > 0 and mesh.visual.vertex_colors.shape[0] == len(mesh.vertices)
+  summary = json.loads((out / 'summary.json').read_text())
+  assert summary['step'] == 2 and summary['mesh']['faces'] == len(mesh.faces)
+  assert 'Traceback' not in proc.stderr
+
+
+@pytest.mark.slow  # Trains a tiny checkpoint first (about a minute on a loaded 2-core CPU).
+def test_empty_field_exits_2_and_writes_no_mesh(checkpoint, tmp_path):
+  # The same weights read with a raw-density offset of -60: nothing is left to see.
+  work = tmp_path / 'empty'
+  shutil.copytree(checkpoint / 'checkpoints', work / 'checkpoints')
+  config = json.loads((checkpoint / 'config.json').read_text())
+  config['field']['density_offset'] = -60.0
+  (work / 'config.json').write_text(json.dumps(config))
+  proc = run('run_render.py', f'--workdir={work}', *RENDER)
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  assert 'the field is empty' in proc.stderr and 'no mesh written' in proc.stderr
+  assert 'Traceback' not in proc.stderr
+  assert not (work / 'render').exists()
+
+
+def test_missing_run_or_checkpoint_or_bad_flag_exits_2(tmp_path):
+  (tmp_path / 'config.json').write_text('{}')
+  for workdir, flag, message in ((tmp_path / 'nothing', '--frames=4', 'config.json not found'),
+                                 (tmp_path, '--frames=4', 'no checkpoint'),
+                                 (tmp_path, '--light=sun', '--light')):
+    proc = run('run_render.py', f'--workdir={workdir}', flag)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert message in proc.stderr and 'Traceback' not in proc.stderr
+  assert os.listdir(tmp_path) == ['config.json']  # Nothing created.
