@@ -1,10 +1,20 @@
 """The training loop around the compiled update: set-up, progress, logs, checkpoints, results.
 
-run(config, workdir) is what run_train.py calls. Only process 0 writes files; every process runs
-the same loop over its local devices.
+run(config, workdir) is what run_train.py calls. Every process runs the same loop over its local
+devices; process 0 alone touches the workdir (config, checkpoints, logs, results) and shares
+what it decided (a set-up error, the restored state) with the others.
+
+A run survives being killed: rerunning the same command resumes from the newest checkpoint that
+reads back intact (checkpoints.py) and ends bit-identical to an uninterrupted run, because every
+random draw of step s comes from (seed, s) inside the update and nothing else (previews,
+evaluation, logging) draws randomness.
 """
+import itertools
 import json
 import os
+import shutil
+import sys
+import tempfile
 import time
 from typing import Callable, Dict, Optional
 
@@ -14,11 +24,23 @@ import numpy as np
 import orbax.checkpoint as ocp
 import tqdm
 
+from dreamfusion_jax import checkpoints
+from dreamfusion_jax import config_check
 from dreamfusion_jax import guidance as guidance_lib
 from dreamfusion_jax import train
 from dreamfusion_jax import views
+from dreamfusion_jax.errors import RunError, SetupError
 
-EvaluateFn = Callable[[train.Model, dict], Dict[str, float]]  # (model, params) -> metrics
+# (model, params, step) -> metrics of params trained for `step` steps (the step sets the IPE
+# variance they are rendered with, as in training).
+EvaluateFn = Callable[[train.Model, dict, int], Dict[str, float]]
+
+# What run() writes under the workdir: --overwrite deletes exactly these.
+RUN_FILES = ('checkpoints', 'corrupt_checkpoints', 'previews', 'tensorboard', 'metrics.json',
+             'config.json')
+# Fields that may differ from the workdir's config.json: num_steps extends (or is) the same run,
+# since no schedule depends on it (schedules.py).
+MAY_DIFFER = ('num_steps',)
 
 
 def is_writer() -> bool:
@@ -27,27 +49,53 @@ def is_writer() -> bool:
 
 def write_json(path: str, obj) -> None:
   """Writes JSON atomically (a reader never sees half a file)."""
+  write_text(path, json.dumps(obj, indent=2, sort_keys=True))
+
+
+def write_text(path: str, text: str) -> None:
   tmp = path + '.tmp'
   with open(tmp, 'w') as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
+    f.write(text)
   os.replace(tmp, path)
 
 
+def config_dict(config) -> Dict:
+  """The config as config.json holds it (JSON: tuples become lists)."""
+  return json.loads(config.to_json_best_effort())
+
+
 def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
-  options = ocp.CheckpointManagerOptions(max_to_keep=config.log.max_checkpoints,
-                                         save_interval_steps=1)
-  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), 'checkpoints'),
-                               options=options)
+  """A reader's manager of WORKDIR/checkpoints (run_render.py); see checkpoints.manager."""
+  return checkpoints.manager(workdir, config)
 
 
 def restore_or_init(manager: ocp.CheckpointManager, model: train.Model, key) -> train.TrainState:
-  """The latest checkpoint's state, or a fresh one."""
-  state = train.init_state(model, key)
-  step = manager.latest_step()
-  if step is None:
-    return state
-  target = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-  return manager.restore(step, args=ocp.args.StandardRestore(target))
+  """The newest checkpoint that reads back intact, or a fresh state from `key`."""
+  fresh = train.init_state(model, key)
+  state = checkpoints.restore_latest(manager, fresh)
+  return fresh if state is None else jax.tree.map(jax.numpy.asarray, state)
+
+
+def _shards(x) -> list:
+  """A replicated array's local shards (one per device, leading axis 1) in replica order."""
+  return sorted(x.addressable_shards, key=lambda s: s.index[0].start or 0)
+
+
+def local_replicas(tree) -> list:
+  """Each local device's copy of a pmap-replicated pytree, as numpy, in replica order.
+
+  Copies shard by shard to the host: no device computation, so process 0 may call it alone
+  (slicing the replicated arrays is one, and on several processes it hung).
+  """
+  leaves, treedef = jax.tree.flatten(tree)
+  shards = [_shards(x) for x in leaves]
+  return [treedef.unflatten([np.asarray(s[i].data)[0] for s in shards])
+          for i in range(len(shards[0]))]
+
+
+def first_replica(tree):
+  """The first local device's copy of a pmap-replicated pytree, as numpy (see local_replicas)."""
+  return jax.tree.map(lambda x: np.asarray(_shards(x)[0].data)[0], tree)
 
 
 def scalars(metrics) -> Dict[str, float]:
@@ -56,14 +104,19 @@ def scalars(metrics) -> Dict[str, float]:
 
 
 class Logger:
-  """TensorBoard scalars and images plus PNG previews under the workdir (process 0 only)."""
+  """TensorBoard scalars and images plus PNG previews under the workdir (process 0 only).
 
-  def __init__(self, workdir: str):
+  A resumed run purges the events a killed run logged after its checkpoint (purge_step), so
+  TensorBoard shows each step once.
+  """
+
+  def __init__(self, workdir: str, start_step: int):
     self.workdir = workdir
     self.writer = None
     if is_writer():
       from tensorboardX import SummaryWriter
-      self.writer = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+      self.writer = SummaryWriter(os.path.join(workdir, 'tensorboard'),
+                                  purge_step=start_step + 1 if start_step else None)
       os.makedirs(os.path.join(workdir, 'previews'), exist_ok=True)
 
   def scalars(self, step: int, values: Dict[str, float]) -> None:
@@ -86,34 +139,170 @@ def default_evaluate(config) -> EvaluateFn:
   if config.guidance.name == 'empirical':
     from dreamfusion_jax import toy
     return toy.make_evaluate(config)
-  return lambda model, params: {}
+  return lambda model, params, step: {}
 
 
-def run(config, workdir: str, evaluate: Optional[EvaluateFn] = None) -> Dict:
+# --------------------------------------------------------------------------- set-up
+
+
+_barriers = itertools.count()
+
+
+def wait_for_all(timeout_s: int = 3600) -> None:
+  """Returns when every process has called it (a no-op on one process).
+
+  A barrier of jax.distributed's coordination service, not a collective: CPU (gloo) collectives
+  give up when a process is 30 s late to their first use, so the loop's collectives start only
+  once every process has compiled what it calls, and each shared decision once all are there.
+  """
+  if jax.process_count() > 1:
+    ocp.multihost.get_jax_distributed_client().wait_at_barrier(
+        f'dreamfusion_jax_{next(_barriers)}', timeout_in_ms=timeout_s * 1000)
+
+
+def from_writer(fn: Callable, like=None):
+  """fn() on process 0, shared with every process.
+
+  Returns fn()'s result on process 0 and, when `like` (a pytree of arrays shaped like the result)
+  is given, a copy of it on the others. A SetupError or RunError raised by fn is raised on every
+  process (the others say that process 0 stopped), so no process waits at a collective for one
+  that has exited.
+  """
+  result, error = like, None
+  if is_writer():
+    try:
+      result = fn()
+    except (SetupError, RunError) as e:
+      error = e
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    wait_for_all()
+    code = 0 if error is None else 1 if isinstance(error, SetupError) else 2
+    code = int(multihost_utils.broadcast_one_to_all(np.int32(code)))
+    if error is None and code:
+      kind = SetupError if code == 1 else RunError
+      raise kind('process 0 stopped (its message says why)')
+    if error is None and like is not None:
+      result = jax.device_get(multihost_utils.broadcast_one_to_all(result))
+  if error is not None:
+    raise error
+  return result
+
+
+def check_writable(workdir: str) -> None:
+  """SetupError unless the workdir exists (or can be made) and takes a new file."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    with tempfile.TemporaryFile(dir=workdir):
+      pass
+  except OSError as e:
+    raise SetupError(f'--workdir={workdir}: cannot write there ({e.strerror or e}); choose a '
+                     'directory you can write to') from e
+
+
+def remove_run(workdir: str) -> None:
+  """Deletes what an earlier run wrote in the workdir (RUN_FILES), config.json last."""
+  for name in RUN_FILES:
+    path = os.path.join(workdir, name)
+    if os.path.isdir(path):
+      shutil.rmtree(path)
+    elif os.path.exists(path):
+      os.remove(path)
+
+
+def check_reuse(config, workdir: str) -> None:
+  """SetupError if the workdir holds a run of another config (num_steps aside)."""
+  path = os.path.join(workdir, 'config.json')
+  fix = 'Use a new --workdir, or --overwrite to delete that run and start again.'
+  if not os.path.exists(path):
+    if os.path.isdir(checkpoints.directory(workdir)) and os.listdir(
+        checkpoints.directory(workdir)):
+      raise SetupError(f'--workdir={workdir} has checkpoints but no config.json, so which '
+                       f'config made them is unknown. {fix}')
+    return
+  try:
+    with open(path) as f:
+      old = json.load(f)
+  except (OSError, ValueError) as e:
+    raise SetupError(f'{path} cannot be read ({e}). {fix}') from e
+  changed = config_check.differences(old, config_dict(config), ignore=MAY_DIFFER)
+  if changed:
+    lines = '\n'.join(f'  config.{p}: {config_check.show(a)} there, {config_check.show(b)} now'
+                      for p, a, b in changed)
+    raise SetupError(f'--workdir={workdir} holds a run with another config:\n{lines}\n'
+                     f'Only num_steps may change when a workdir is reused (that extends the '
+                     f'run). {fix}')
+
+
+def prepare_workdir(config, workdir: str, overwrite: bool) -> None:
+  """Checks the workdir is writable and free for this config, then writes config.json."""
+  check_writable(workdir)
+  if overwrite:
+    remove_run(workdir)
+  check_reuse(config, workdir)
+  write_text(os.path.join(workdir, 'config.json'),
+             config.to_json_best_effort(indent=2, sort_keys=True))
+
+
+def restore_state(config, workdir: str, fresh: train.TrainState):
+  """(state, start step): the newest intact checkpoint's state (process 0 reads it, every
+  process gets it) or `fresh`, and process 0's checkpoint manager (None elsewhere)."""
+  manager = None
+
+  def restore():
+    nonlocal manager
+    manager = checkpoints.manager(workdir, config, writer=True)
+    state = checkpoints.restore_latest(manager, fresh,
+                                       quarantine=checkpoints.quarantine_directory(workdir))
+    if state is not None and int(state.step) > config.num_steps:
+      raise SetupError(f'config.num_steps={config.num_steps} is less than the {int(state.step)} '
+                       f'steps this run already took in {workdir}: use num_steps >= '
+                       f'{int(state.step)}, a new --workdir, or --overwrite')
+    if state is not None:
+      print(f'resuming from step {int(state.step)} ({manager.directory})', file=sys.stderr,
+            flush=True)
+    return checkpoints.to_host(fresh) if state is None else state
+
+  state = from_writer(restore, like=checkpoints.to_host(fresh))
+  return state, manager
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run(config, workdir: str, evaluate: Optional[EvaluateFn] = None, overwrite: bool = False,
+        reference=None) -> Dict:
   """Trains for config.num_steps (resuming from WORKDIR/checkpoints) and writes the results.
 
-  Writes WORKDIR/config.json (the resolved config), checkpoints, TensorBoard events, previews and
-  WORKDIR/metrics.json (final metrics, skipped steps, wall time, params_digest and whatever
-  `evaluate` returns). Returns the metrics dict.
+  Before anything is built: checks every config field against `reference` (configs/base.py by
+  default; config_check.py) and the workdir (writable; no run of another config there unless
+  `overwrite`, which deletes it). Writes WORKDIR/config.json (the resolved config), checkpoints,
+  TensorBoard events, previews and WORKDIR/metrics.json (final metrics, skipped steps, wall time,
+  params_digest and whatever `evaluate` returns). Returns the metrics dict.
+
+  Raises SetupError for a bad config or workdir, RunError when a checkpoint cannot be written.
   """
-  if is_writer():
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, 'config.json'), 'w') as f:
-      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+  config_check.check(config, reference)
+  from_writer(lambda: prepare_workdir(config, workdir, overwrite))
   model = train.build_model(config, guidance_lib.build(config))
   key_init, key_train = jax.random.split(jax.random.PRNGKey(config.seed))
-  manager = checkpoint_manager(workdir, config)
-  state = restore_or_init(manager, model, key_init)
+  fresh = train.init_state(model, key_init)
+  state, manager = restore_state(config, workdir, fresh)
   start_step = int(state.step)
-  update = train.pmap_update(model)
   state, frozen = train.replicate(state), train.replicate(train.make_frozen(model))
   ids = train.global_replica_ids()
+  # Everything the loop runs is compiled before it starts (see wait_for_all); the calls below
+  # find the update's executable in jax's cache.
+  update = train.pmap_update(model)
+  update.lower(state, frozen, key_train, ids).compile()
   preview = views.make_preview_fn(model, config.log.preview_resolution)
-  logger = Logger(workdir)
+  preview(fresh.params, start_step)
+  logger = Logger(workdir, start_step)
   evaluate = evaluate or default_evaluate(config)
-  initial = evaluate(model, train.unreplicate(state.params)) if start_step == 0 else {}
+  initial = evaluate(model, fresh.params, 0)  # Deterministic: the same on a resumed run.
+  wait_for_all()
 
-  start_time, last = time.time(), {}
+  start_time, last, skipped_seen = time.time(), {}, int(first_replica(state.skipped))
   bar = tqdm.trange(start_step, config.num_steps, initial=start_step, total=config.num_steps,
                     desc='train', disable=not is_writer(), dynamic_ncols=True)
   for step in bar:
@@ -125,22 +314,35 @@ def run(config, workdir: str, evaluate: Optional[EvaluateFn] = None) -> Dict:
       bar.set_postfix(loss=f"{last['loss']:.3g}", sds=f"{last['loss_sds']:.3g}",
                       orient=f"{last['loss_orientation']:.3g}", t=f"{last['t']:.2f}",
                       skipped=int(last['skipped']))
+      if last['skipped'] > skipped_seen and is_writer():
+        skipped_seen = int(last['skipped'])
+        bar.write(f'warning: {skipped_seen} step(s) skipped so far, as of step {done}: their '
+                  'gradients were not finite, so the params kept their values', file=sys.stderr)
     if done % config.log.preview_every == 0 or done == config.num_steps:
-      logger.image(done, preview(train.unreplicate(state.params), done))
+      logger.image(done, preview(first_replica(state.params), done))
     if done % config.log.checkpoint_every == 0 or done == config.num_steps:
-      manager.save(done, args=ocp.args.StandardSave(train.unreplicate(state)))
-  manager.wait_until_finished()
+      from_writer(lambda: checkpoints.save(manager, first_replica(state)))
   logger.close()
+  return finish(config, workdir, model, state, initial, last, evaluate, start_step, start_time)
 
-  params = train.unreplicate(state.params)
+
+def finish(config, workdir, model, state, initial, last, evaluate, start_step, start_time) -> Dict:
+  """The results of a run (metrics.json, written by process 0)."""
+  replicas = local_replicas(state)
+  params = replicas[0].params
   results = dict(
-      steps=int(train.unreplicate(state.step)),
-      skipped_steps=int(train.unreplicate(state.skipped)),
+      steps=int(replicas[0].step),
+      skipped_steps=int(replicas[0].skipped),
+      # Every local replica's count, and whether their params agree bit for bit: a skipped step
+      # is skipped on all of them or the copies drift apart.
+      skipped_per_replica=[int(r.skipped) for r in replicas],
+      replicas_identical=len({train.params_digest(r.params) for r in replicas}) == 1,
+      resumed_from_step=start_step,
       wall_time_s=time.time() - start_time,
       params_digest=train.params_digest(params),
       final=last,
       **{f'initial_{k}': v for k, v in initial.items()},
-      **evaluate(model, params))
+      **evaluate(model, params, int(replicas[0].step)))
   if is_writer():
     write_json(os.path.join(workdir, 'metrics.json'), results)
   return results

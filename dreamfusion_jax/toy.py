@@ -5,12 +5,12 @@ say whether SDS rebuilt the object (design.md §5).
                           from cameras of the training distribution, captioned
                           "<object>, <view> view" by the training view rules; cached on disk.
   build_guidance(config)  the EmpiricalPrior (guidance/empirical.py) of that dataset.
-  make_evaluate(config)   (model, params) -> metrics at held-out cameras against ground truth.
+  make_evaluate(config)   (model, params, step) -> metrics at held-out cameras against ground truth.
 """
 import hashlib
 import json
 import os
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -75,8 +75,10 @@ def _draws(key, n: int, config):
   if config.toy.image_shading == 'albedo':
     modes = jnp.full((n,), render.ALBEDO, jnp.int32)
   elif config.toy.image_shading == 'mix':
-    # The training mix after the albedo-only warm-up (a step far past it).
-    probs = schedules.shading_probs(10 ** 9, config)
+    # The full training mix after the albedo-only warm-up (a step far past it), whatever the
+    # ablation toggles say: they change what the NeRF renders, never the world's images (a
+    # diffusion model's training set does not depend on the run that uses it).
+    probs = schedules.shading_probs(10 ** 9, _full_mix(config))
     modes = jax.random.choice(k_mode, 3, (n,), p=probs).astype(jnp.int32)
   else:
     raise SetupError(f"toy.image_shading must be 'albedo' or 'mix', got "
@@ -84,14 +86,28 @@ def _draws(key, n: int, config):
   return cams, lights, modes
 
 
+def _full_mix(config):
+  """The config with every shading ablation toggle on (the dataset's shading mix)."""
+  full = config.copy_and_resolve_references()
+  full.ablation.shading, full.ablation.textureless = True, True
+  return full
+
+
 def _cache_path(config, names) -> str:
-  """The cache file of a dataset, keyed by everything that changes its images or captions."""
+  """The cache file of a dataset, keyed by everything that changes its images or captions (and
+  nothing else, so that runs differing only in training options share one dataset)."""
+  prompts_key = config.prompts.to_dict()
+  prompts_key.pop('view_mode', None)  # Captions use the discrete rule whatever the mode.
+  mix = config.toy.image_shading == 'mix'
   key = dict(objects=names, scenes=[repr(scenes.get(n)) for n in names],
              toy=config.toy.to_dict(), camera=config.camera.to_dict(),
-             light=config.light.to_dict(), prompts=config.prompts.to_dict(),
-             shading=config.shading.to_dict(), render=_render_settings(config)._asdict(),
-             resolution=config.render.resolution)
+             light=config.light.to_dict() if mix else None, prompts=prompts_key,
+             shading=dict(albedo_prob=config.shading.albedo_prob,
+                          textureless_prob=config.shading.textureless_prob) if mix else None,
+             render=_render_settings(config)._asdict(), resolution=config.render.resolution)
   key.get('toy').pop('cache_dir', None)
+  for k in ('eval_distance', 'eval_focal_mult'):  # Held-out views only.
+    key.get('toy').pop(k, None)
   digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
   return os.path.join(os.path.expanduser(config.toy.cache_dir), f'toy_{digest[:16]}.npz')
 
@@ -148,15 +164,13 @@ def mark_fraction(image, color, tolerance: float = 0.2) -> float:
 
 
 def make_evaluate(config):
-  """(model, params) -> metrics of the NeRF's albedo renders against the target object."""
+  """(model, params, step) -> metrics of the NeRF's albedo renders against the target object."""
   scene = scenes.get(config.prompt)
   truth_fn = scenes.scene_field(scene, config.toy.sharpness)
   settings, res = _render_settings(config), config.render.resolution
   cams = [camera_lib.camera_from_angles(el, az, config.toy.eval_distance,
                                         config.toy.eval_focal_mult)
           for el, az in held_out_cameras(config)]
-  variance = field_lib.ipe_variance(schedules.lambda_sigma(config.num_steps, config),
-                                    config.field.ipe_covariance)
 
   def kinds(field_fn, background_fn, cam, variance):
     return views.render_kinds(field_fn, background_fn, cam, res, variance, views.headlight(cam),
@@ -167,12 +181,20 @@ def make_evaluate(config):
   truth = [render_truth(c) for c in cams]
   mark_color = scene.mark.color if scene.mark is not None else None
 
-  def evaluate(model, params) -> Dict:
-    render_nerf = jax.jit(lambda params, cam: kinds(
+  def evaluate(model, params, step: Optional[int] = None) -> Dict:
+    """Metrics of params trained for `step` steps (None: config.num_steps, the end of the run).
+
+    The step sets the IPE variance the field is rendered with, as in training: fresh params
+    (step 0) are seen through the wide initial Gaussians, not the final narrow ones.
+    """
+    step = config.num_steps if step is None else step
+    variance = field_lib.ipe_variance(schedules.lambda_sigma(step, config),
+                                      config.field.ipe_covariance)
+    render_nerf = jax.jit(lambda params, cam, variance: kinds(
         *field_lib.bind(model.nerf, model.background, params), cam, variance))
     rows = []
     for (el, az), cam, gt in zip(held_out_cameras(config), cams, truth):
-      out = render_nerf(params, cam)
+      out = render_nerf(params, cam, variance)
       gt_mask, mask = np.asarray(gt['acc']) > 0.5, np.asarray(out['acc']) > 0.5
       both = gt_mask & mask
       cos = np.sum(np.asarray(out['normal_vectors']) * np.asarray(gt['normal_vectors']), -1)
