@@ -129,7 +129,7 @@ def build_dataset(config) -> Tuple[np.ndarray, List[str]]:
     captions += [table[r] for r in rows]
   images = np.concatenate(images)
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = path + '.tmp.npz'
+  tmp = f'{path}.{os.getpid()}.tmp.npz'  # One per process: runs in parallel may build it too.
   np.savez_compressed(tmp, images=np.round(images * 255).astype(np.uint8),
                       captions=np.array(captions))
   os.replace(tmp, path)

@@ -37,6 +37,15 @@ PREDICTION_TYPES = ('epsilon', 'v_prediction')
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 COMPONENTS = ('tokenizer', 'text_encoder', 'unet', 'vae', 'scheduler')
 _VAE_ENCODER_PARAMS = ('encoder', 'quant_conv')  # What encode() touches; the decoder stays home.
+_DIFFUSERS_FILES = ('config.json with diffusion_flax_model.msgpack, '
+                    'diffusion_pytorch_model.safetensors or diffusion_pytorch_model.bin')
+LOOKED_FOR = {  # The files from_pretrained reads in each folder (diffusers' / transformers' names).
+    'scheduler': 'scheduler_config.json',
+    'tokenizer': 'vocab.json, merges.txt',
+    'text_encoder': 'config.json with flax_model.msgpack, model.safetensors or pytorch_model.bin',
+    'unet': _DIFFUSERS_FILES,
+    'vae': _DIFFUSERS_FILES,
+}
 
 PredictFn = Callable[[Any, jnp.ndarray, jnp.ndarray, jnp.ndarray], jnp.ndarray]
 
@@ -134,23 +143,29 @@ def as_trained(next_fun, args, kwargs, context):
   """A flax method interceptor: diffusers' Flax UNet computed as the PyTorch UNet it was trained as.
 
   diffusers' Flax UNet departs from its PyTorch original (the one Stable Diffusion was trained
-  and is run in) in two places, found by comparing the two on the same weights
+  and is run in) in three places, found by comparing the two on the same weights
   (tests/test_stable_diffusion.py):
     - the GroupNorm before each transformer (Transformer2DModel.norm) uses eps 1e-6 in PyTorch,
       1e-5 in FlaxTransformer2DModel;
     - the feed-forward's GEGLU gate is the exact GELU in PyTorch (F.gelu), flax's default tanh
-      approximation in FlaxGEGLU.
-  Together they change eps by ~8e-3 on the tiny random UNet of the tests. This interceptor restores
+      approximation in FlaxGEGLU;
+    - flax's GroupNorm and LayerNorm compute the variance as E[x^2] - E[x]^2 by default
+      (use_fast_variance), which cancels catastrophically in float32 for a group whose mean is
+      large against its spread; PyTorch's is two-pass. On the tests' case this alone moved one
+      sample's eps by 7e-5 (PyTorch float32 vs float64: 4e-6).
+  The first two change eps by ~8e-3 on the tiny random UNet of the tests. This interceptor restores
   PyTorch's choices without touching diffusers' code; every other method runs as is. What is
-  left is float32 rounding (chiefly sin/exp of the time embedding at large t): ~2e-5 on eps.
+  left is float32 rounding, as PyTorch's own against float64: ~4e-6 on eps.
   """
   from diffusers.models import attention_flax
   module = context.module
   if context.method_name != '__call__':
     return next_fun(*args, **kwargs)
-  if isinstance(module, nn.GroupNorm) and isinstance(module.parent,
-                                                     attention_flax.FlaxTransformer2DModel):
-    exact = module.clone(parent=None, epsilon=1e-6)
+  if isinstance(module, (nn.GroupNorm, nn.LayerNorm)) and module.use_fast_variance:
+    in_transformer = isinstance(module, nn.GroupNorm) and isinstance(
+        module.parent, attention_flax.FlaxTransformer2DModel)
+    exact = module.clone(parent=None, use_fast_variance=False,
+                         epsilon=1e-6 if in_transformer else module.epsilon)
     return exact.apply({'params': module.variables['params']}, *args, **kwargs)
   if isinstance(module, attention_flax.FlaxGEGLU):
     hidden_linear, hidden_gate = jnp.split(module.proj(args[0]), 2, axis=2)
@@ -163,17 +178,24 @@ def as_trained(next_fun, args, kwargs, context):
 
 
 def _where(model: str, revision: str) -> str:
+  """Where load() looked: the local directory, or (saying why) the hub id at the revision."""
   if os.path.isdir(model):
     return f'the local directory {os.path.abspath(model)}'
-  return f'the Hugging Face hub id {model!r} at revision {revision!r}'
+  return (f'the Hugging Face hub id {model!r} at revision {revision!r} (there is no local '
+          f'directory {os.path.abspath(os.path.expanduser(model))}, so it was tried as a hub id)')
 
 
 def _how_to_get(model: str) -> str:
-  return (f'Download a diffusers-format Stable Diffusion once (accept its licence on '
-          f'huggingface.co first), e.g. `huggingface-cli download {DEFAULT_MODEL} '
-          f'--local-dir models/sd21base`, and point --config.guidance.model at that directory '
-          f'(it must hold model_index.json and {", ".join(c + "/" for c in COMPONENTS)}); '
-          f'or set HF_HOME to a cache that already has {model!r}.')
+  """The remedy: download again / fix the path, then point guidance.model at a complete copy."""
+  download = (f'`huggingface-cli download {DEFAULT_MODEL} --local-dir models/sd21base`, and '
+              f'point --config.guidance.model at that directory (it must hold model_index.json '
+              f'and {", ".join(c + "/" for c in COMPONENTS)})')
+  if os.path.isdir(model):  # Incomplete or corrupt, e.g. an interrupted download.
+    return f'Download it again (accept its licence on huggingface.co first), e.g. {download}.'
+  return (f'If you meant a local directory, fix the path (a relative one starts from '
+          f'{os.getcwd()}). Otherwise download a diffusers-format Stable Diffusion once (accept '
+          f'its licence on huggingface.co first), e.g. {download}; or set HF_HOME to a cache '
+          f'that already has {model!r}.')
 
 
 def _looks_like_path(model: str) -> bool:
@@ -187,9 +209,12 @@ def _first_line(e: BaseException) -> str:
   return f'{type(e).__name__}: {text[0] if text else ""}'
 
 
-def _load_error(what: str, model: str, revision: str, e: BaseException) -> SetupError:
-  return SetupError(f'guidance.model: could not load the Stable Diffusion {what} from '
-                    f'{_where(model, revision)} ({_first_line(e)}). {_how_to_get(model)}')
+def _load_error(what: str, subfolder: str, model: str, revision: str,
+                e: BaseException) -> SetupError:
+  """One message: what (the files looked for), where, the loader's own first line, the remedy."""
+  return SetupError(f'guidance.model: could not load the Stable Diffusion {what} (looked for '
+                    f'{subfolder}/{LOOKED_FOR[subfolder]}) from {_where(model, revision)}: '
+                    f'{_first_line(e).rstrip(".")}. {_how_to_get(model)}')
 
 
 def _check_model(model: str, revision: str) -> None:
@@ -306,24 +331,25 @@ def load(model: str, revision: str = 'main', dtype: str = 'float32',
   from diffusers import FlaxAutoencoderKL, FlaxUNet2DConditionModel
   from transformers import CLIPTokenizer, FlaxCLIPTextModel
 
-  def guarded(what, fn):
+  def guarded(what, subfolder, fn):
     try:
       return fn()
     except SetupError:
       raise
     except Exception as e:  # pylint: disable=broad-except  (any loader failure -> one message)
-      raise _load_error(what, model, revision, e) from e
+      raise _load_error(what, subfolder, model, revision, e) from e
 
-  schedule, prediction_type = guarded('scheduler', lambda: _load_schedule(model, revision))
-  tokenizer = guarded('tokenizer', lambda: CLIPTokenizer.from_pretrained(
+  schedule, prediction_type = guarded('scheduler', 'scheduler',
+                                      lambda: _load_schedule(model, revision))
+  tokenizer = guarded('tokenizer', 'tokenizer', lambda: CLIPTokenizer.from_pretrained(
       model, subfolder='tokenizer', revision=revision))
-  text_encoder, text_params = guarded('text encoder', lambda: _load_flax_model(
+  text_encoder, text_params = guarded('text encoder', 'text_encoder', lambda: _load_flax_model(
       FlaxCLIPTextModel, 'CLIPTextModel', 'transformers', model, 'text_encoder', revision,
       jnp.float32))
-  unet, unet_params = guarded('UNet', lambda: _load_flax_model(
+  unet, unet_params = guarded('UNet', 'unet', lambda: _load_flax_model(
       FlaxUNet2DConditionModel, 'UNet2DConditionModel', 'diffusers', model, 'unet', revision,
       jdtype))
-  vae, vae_params = guarded('VAE', lambda: _load_flax_model(
+  vae, vae_params = guarded('VAE', 'vae', lambda: _load_flax_model(
       FlaxAutoencoderKL, 'AutoencoderKL', 'diffusers', model, 'vae', revision, jdtype))
   vae_params = {k: vae_params[k] for k in _VAE_ENCODER_PARAMS}
   params = _cast(dict(unet=unet_params, vae=vae_params), jdtype)
