@@ -25,9 +25,8 @@ import tempfile
 import jax
 import jax.numpy as jnp
 
-from benchmarks.update_speed import bench_render_backward, timed
+from benchmarks.update_speed import bench_render_backward, bench_update, timed
 from configs import base, cpu
-from dreamfusion_jax import train
 from tests import sd_pipeline, standins
 
 CONFIGS = {'paper': base.get_config, 'cpu': cpu.get_config}
@@ -45,22 +44,6 @@ def peak_memory_mb() -> float:
   if 'peak_bytes_in_use' in stats:
     return stats['peak_bytes_in_use'] / 2 ** 20
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 10  # Linux: KiB.
-
-
-def bench_update(config, backend, repeats):
-  model = train.build_model(config, backend)
-  state = train.init_state(model, jax.random.PRNGKey(0))
-  frozen = train.replicate(train.make_frozen(model))
-  step_fn = train.pmap_update(model)
-  ids, key = train.global_replica_ids(), jax.random.PRNGKey(1)
-  box = {'state': train.replicate(state)}
-
-  def one_update():
-    box['state'], metrics = step_fn(box['state'], frozen, key, ids)
-    return metrics['loss']
-
-  first, steady = timed(one_update, repeats)
-  return model, state, first - steady, steady
 
 
 def bench_vae_and_unet(config, backend, repeats):
@@ -88,7 +71,7 @@ def measure(name, args):
   config.guidance.vae_resolution = args.vae_resolution
   with tempfile.TemporaryDirectory() as tmp:
     backend = build_backend(name, config, args.dtype, tmp)
-    model, state, compile_s, update_s = bench_update(config, backend, args.repeats)
+    state, model, compile_s, update_s = bench_update(config, args.repeats, backend)
     render_s, _ = bench_render_backward(config, state, model, args.repeats)
     vae_s, unet_s = bench_vae_and_unet(config, backend, args.repeats)
   return dict(compile_s=compile_s, update_s=update_s, render_s=render_s, vae_s=vae_s,

