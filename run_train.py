@@ -74,7 +74,8 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
   maybe_initialize_distributed()
-  from dreamfusion_jax import runner
+  from dreamfusion_jax import checkpoints, runner
+  checkpoints.ignore_closed_event_loop_noise()
   from dreamfusion_jax.errors import RunError, SetupError
   try:
     results = runner.run(_CONFIG.value, _WORKDIR.value, overwrite=_OVERWRITE.value)

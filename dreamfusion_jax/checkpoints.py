@@ -79,6 +79,25 @@ def _quiet_orbax():
     logging.set_verbosity(verbosity)
 
 
+def ignore_closed_event_loop_noise() -> None:
+  """Stops orbax's 'Event loop is closed' noise from reaching stderr (run_train.py calls this).
+
+  When a checkpoint write fails, a callback in orbax's writer thread is posted to an asyncio loop
+  that has already been closed, and Python prints that RuntimeError as an 'Exception ignored'
+  traceback beside our own message. save() reports the failure itself, so exactly this one error
+  is dropped; every other unraisable exception still goes to the previous hook.
+  """
+  previous = sys.unraisablehook
+
+  def hook(unraisable):
+    error = unraisable.exc_value
+    if isinstance(error, RuntimeError) and str(error) == 'Event loop is closed':
+      return
+    previous(unraisable)
+
+  sys.unraisablehook = hook
+
+
 def save(mgr: ocp.CheckpointManager, state: train.TrainState) -> None:
   """Writes the state (unreplicated) as step int(state.step); RunError if it cannot."""
   host = to_host(state)

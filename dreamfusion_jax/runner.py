@@ -302,9 +302,36 @@ def run(config, workdir: str, evaluate: Optional[EvaluateFn] = None, overwrite: 
   initial = evaluate(model, fresh.params, 0)  # Deterministic: the same on a resumed run.
   wait_for_all()
 
-  start_time, last, skipped_seen = time.time(), {}, int(first_replica(state.skipped))
+  start_time = time.time()
   bar = tqdm.trange(start_step, config.num_steps, initial=start_step, total=config.num_steps,
                     desc='train', disable=not is_writer(), dynamic_ncols=True)
+  try:
+    state, last = train_loop(config, update, state, frozen, key_train, ids, bar, logger,
+                             preview, manager)
+  finally:
+    logger.close()
+    close_quietly(manager)
+  return finish(config, workdir, model, state, initial, last, evaluate, start_step, start_time)
+
+
+def close_quietly(manager) -> None:
+  """Waits for and shuts down the checkpoint manager's background writes (process 0 only).
+
+  On the way out of a failed save it may raise again; the save's RunError already says why.
+  """
+  if manager is not None:
+    try:
+      manager.close()
+    except Exception:  # pylint: disable=broad-except
+      pass
+
+
+def train_loop(config, update, state, frozen, key_train, ids, bar, logger, preview, manager):
+  """The steps from the state's step to num_steps: update, log, preview, checkpoint.
+
+  Returns (state, the last logged scalars).
+  """
+  last, skipped_seen = {}, int(first_replica(state.skipped))
   for step in bar:
     state, metrics = update(state, frozen, key_train, ids)
     done = step + 1
@@ -322,8 +349,7 @@ def run(config, workdir: str, evaluate: Optional[EvaluateFn] = None, overwrite: 
       logger.image(done, preview(first_replica(state.params), done))
     if done % config.log.checkpoint_every == 0 or done == config.num_steps:
       from_writer(lambda: checkpoints.save(manager, first_replica(state)))
-  logger.close()
-  return finish(config, workdir, model, state, initial, last, evaluate, start_step, start_time)
+  return state, last
 
 
 def finish(config, workdir, model, state, initial, last, evaluate, start_step, start_time) -> Dict:
