@@ -7,6 +7,7 @@ say whether SDS rebuilt the object (design.md §5).
   build_guidance(config)  the EmpiricalPrior (guidance/empirical.py) of that dataset.
   make_evaluate(config)   (model, params, step) -> metrics at held-out cameras against ground truth.
 """
+import functools
 import hashlib
 import json
 import os
@@ -97,7 +98,8 @@ def _cache_path(config, names) -> str:
   """The cache file of a dataset, keyed by everything that changes its images or captions (and
   nothing else, so that runs differing only in training options share one dataset)."""
   prompts_key = config.prompts.to_dict()
-  prompts_key.pop('view_mode', None)  # Captions use the discrete rule whatever the mode.
+  # Captions depend on the mode only through its table: every mode but 'fine' has the paper's.
+  prompts_key['view_mode'] = list(prompts.views(prompts_key['view_mode']))
   mix = config.toy.image_shading == 'mix'
   key = dict(objects=names, scenes=[repr(scenes.get(n)) for n in names],
              toy=config.toy.to_dict(), camera=config.camera.to_dict(),
@@ -125,7 +127,7 @@ def build_dataset(config) -> Tuple[np.ndarray, List[str]]:
     cams, lights, modes = _draws(key, config.toy.images_per_object, config)
     images.append(_render_object(name, config, cams, lights, modes))
     rows = np.asarray(prompts.view_index(cams.elevation_deg, cams.azimuth_deg, config.prompts))
-    table = prompts.view_prompts(name)
+    table = prompts.view_prompts(name, config.prompts.view_mode)  # The rows view_index counts.
     captions += [table[r] for r in rows]
   images = np.concatenate(images)
   os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -181,6 +183,11 @@ def make_evaluate(config):
   truth = [render_truth(c) for c in cams]
   mark_color = scene.mark.color if scene.mark is not None else None
 
+  # Compiled once per (nerf, background) modules: the step-0 and final evaluations share it.
+  @functools.partial(jax.jit, static_argnums=(0, 1))
+  def render_nerf(nerf, background, params, cam, variance):
+    return kinds(*field_lib.bind(nerf, background, params), cam, variance)
+
   def evaluate(model, params, step: Optional[int] = None) -> Dict:
     """Metrics of params trained for `step` steps (None: config.num_steps, the end of the run).
 
@@ -190,11 +197,9 @@ def make_evaluate(config):
     step = config.num_steps if step is None else step
     variance = field_lib.ipe_variance(schedules.lambda_sigma(step, config),
                                       config.field.ipe_covariance)
-    render_nerf = jax.jit(lambda params, cam, variance: kinds(
-        *field_lib.bind(model.nerf, model.background, params), cam, variance))
     rows = []
     for (el, az), cam, gt in zip(held_out_cameras(config), cams, truth):
-      out = render_nerf(params, cam, variance)
+      out = render_nerf(model.nerf, model.background, params, cam, variance)
       gt_mask, mask = np.asarray(gt['acc']) > 0.5, np.asarray(out['acc']) > 0.5
       both = gt_mask & mask
       cos = np.sum(np.asarray(out['normal_vectors']) * np.asarray(gt['normal_vectors']), -1)
