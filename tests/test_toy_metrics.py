@@ -1,0 +1,45 @@
+"""The toy world's scores against values computed by hand (dreamfusion_jax/toy.py)."""
+import numpy as np
+import pytest
+
+from dreamfusion_jax import scenes, toy
+
+
+def test_psnr_of_a_known_error_and_under_a_mask():
+  truth = np.zeros((4, 4, 3))
+  render = truth.copy()
+  render[0, 0] = 0.5  # One pixel off by 0.5 in every channel: MSE 0.25 / 16 over the image.
+  assert toy.psnr(render, truth) == pytest.approx(10 * np.log10(16 / 0.25))
+  mask = np.zeros((4, 4), bool)
+  mask[0, :2] = True  # Two pixels, one of them off: MSE 0.25 / 2.
+  assert toy.psnr(render, truth, mask) == pytest.approx(10 * np.log10(2 / 0.25))
+  assert toy.psnr(truth, truth) == pytest.approx(100.0)  # The 1e-10 floor, not inf.
+
+
+@pytest.mark.parametrize('share, counted', [(1.0, True), (0.6, True), (0.4, False), (0.0, False)])
+def test_mark_fraction_counts_pixels_that_are_mostly_mark(share, counted):
+  """A pixel share * ketchup + (1 - share) * bun is mark-coloured when it is more than about
+  half mark (the bun is 0.57 from the ketchup in its green channel)."""
+  ketchup, bun = np.array(scenes.KETCHUP), np.array(scenes.BUN)
+  image = np.ones((8, 8, 3))  # White: never mark-coloured.
+  image[:2, :2] = share * ketchup + (1 - share) * bun
+  assert toy.mark_fraction(image, ketchup) == pytest.approx(4 / 64 if counted else 0.0)
+
+
+def test_no_other_hamburger_colour_counts_as_the_mark():
+  for color in (scenes.BUN, scenes.PATTY, scenes.LETTUCE, scenes.PICKLE, (1.0, 1.0, 1.0)):
+    image = np.broadcast_to(np.array(color), (4, 4, 3))
+    assert toy.mark_fraction(image, scenes.KETCHUP) == 0.0, color
+
+
+def test_saturation_of_known_colours():
+  image = np.array([[[1.0, 0.0, 0.0], [0.5, 0.25, 0.25]], [[0.3, 0.3, 0.3], [0.0, 0.0, 0.0]]])
+  mask = np.array([[True, True], [True, False]])
+  assert toy.saturation(image, mask) == pytest.approx((1.0 + 0.5 + 0.0) / 3)
+  assert toy.saturation(image, np.zeros((2, 2), bool)) == 0.0
+
+
+def test_held_out_cameras_are_the_ring_and_the_front_at_two_elevations():
+  cams = toy.held_out_cameras(None)
+  assert cams[:8] == [(30.0, float(az)) for az in range(0, 360, 45)]
+  assert cams[8:] == [(0.0, 0.0), (60.0, 0.0)]

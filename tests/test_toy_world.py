@@ -1,0 +1,72 @@
+"""The toy world end to end (slow): the offline default meets its targets, and the paper's
+view-prompt ablation in miniature.
+
+Two runs of the README's first command, side by side (one per core): configs/toy.py as shipped,
+and the same with prompts.view_mode=none. Each builds its own prior in a fresh cache directory, as
+on a fresh machine. Every assertion reads the runs' metrics.json: scores of the albedo renders at
+the held-out cameras against the true object (dreamfusion_jax/toy.py).
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dreamfusion_jax import toy
+
+pytestmark = pytest.mark.slow
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PSNR_TARGET = 25.0  # Mean held-out whole-image PSNR of the default run (dB).
+IOU_TARGET = 0.9  # Mean held-out silhouette IoU of the default run.
+RUNS = {'discrete': (), 'none': ('--config.prompts.view_mode=none',)}
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory):
+  """{view mode: metrics.json} of the default run and its no-view-prompt ablation."""
+  base = tmp_path_factory.mktemp('toy_world')
+  env = dict(os.environ, XLA_FLAGS='--xla_cpu_multi_thread_eigen=false '
+             'intra_op_parallelism_threads=1')  # One core each: the two runs share the machine.
+  procs = {}
+  for name, overrides in RUNS.items():
+    cmd = [sys.executable, 'run_train.py', '--config=configs/toy.py',
+           f'--workdir={base / name}', f'--config.toy.cache_dir={base / name / "cache"}',
+           *overrides]
+    procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+  metrics = {}
+  for name, proc in procs.items():
+    output, _ = proc.communicate()
+    assert proc.returncode == 0, output[-3000:]
+    with open(base / name / 'metrics.json') as f:
+      metrics[name] = json.load(f)
+  return metrics
+
+
+def test_default_run_meets_the_targets(runs):
+  m = runs['discrete']
+  assert m['psnr'] >= PSNR_TARGET, m['views']
+  assert m['iou'] >= IOU_TARGET, m['views']
+  # The gain over the fresh NeRF (the same cameras at step 0), so the score is the training's.
+  assert m['psnr'] - m['initial_psnr'] > 10.0
+  assert m['skipped_steps'] == 0
+
+
+def test_view_prompts_put_the_mark_in_front_only(runs):
+  """With the paper's view words the ketchup mark is painted on the front and not the back."""
+  m = runs['discrete']
+  assert m['mark_front'] >= toy.MARK_PRESENT, m['views']
+  assert m['mark_back'] < toy.MARK_PRESENT, m['views']
+
+
+def test_without_view_prompts_the_mark_is_not_a_single_front_mark(runs):
+  """The paper's view-prompt ablation: one prompt for every view loses the mark's side. Either
+  the mark is gone from the front, or it is painted on the back too."""
+  m = runs['none']
+  front_only = m['mark_front'] >= toy.MARK_PRESENT and m['mark_back'] < toy.MARK_PRESENT
+  assert not front_only, m['views']
+  # And the object is worse without them (measured: 15.7 dB and IoU 0.47, against 25.7 and
+  # 0.93: one prompt for every view pulls each render toward the average of all views).
+  assert m['psnr'] < runs['discrete']['psnr'] - 3.0
