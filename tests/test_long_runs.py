@@ -44,8 +44,15 @@ RUN = [
 TMP_SUFFIX = '.orbax-checkpoint-tmp'
 
 
+# XLA's CPU matmuls split their sums over its thread pool, whose size is max(NPROC, or the core
+# count, and the process's device count): a process of 4 devices and one of 2 would round
+# differently. Every run here gets the same pool, so layouts compare bit for bit (README, "GPUs,
+# TPUs and pods").
+CPU_THREADS = '4'
+
+
 def environment(world, devices: int, cache: str = 'jax_cache', **extra):
-  return dict(os.environ, JAX_PLATFORMS='cpu',
+  return dict(os.environ, JAX_PLATFORMS='cpu', NPROC=CPU_THREADS,
               XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}',
               JAX_COMPILATION_CACHE_DIR=str(world / cache),
               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
@@ -322,12 +329,6 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'Known failure (issue 12, open): 2 processes x 2 devices end close to 1 x 4 (loss equal to '
-    '6 digits after 8 steps) but not bit-identical. Randomness, the replica order of the gather '
-    'and the set-up are ruled out: the losses of the first steps are identical and the params '
-    'differ from the first update whose size depends on the gradient, with Adam and Shampoo '
-    'alike, so the gradients themselves differ in their last bits between the two layouts.'))
 def test_two_processes_of_two_devices_equal_one_of_four(world, reference):
   """The pod path on one machine: jax.distributed over localhost, CPU (gloo) collectives."""
   workdir, port = world / 'two_processes', free_port()
