@@ -67,22 +67,12 @@ def scaled(overrides):
   return out
 
 
-def apply(config, overrides):
-  """Sets dotted fields of an ml_collections config in place (lists become tuples)."""
-  for name, value in overrides.items():
-    *sections, field = name.split('.')
-    target = config
-    for part in sections:
-      target = target[part]
-    target[field] = tuple(value) if isinstance(value, list) else value
-  return config
-
-
 def run_one(overrides):
   """Trains one toy run in this process and returns its scores (a dict of floats)."""
   from configs import toy as toy_config  # pylint: disable=import-outside-toplevel
   from dreamfusion_jax import runner  # pylint: disable=import-outside-toplevel
-  config = apply(toy_config.get_config(), overrides)
+  config = toy_config.get_config()
+  config.update_from_flattened_dict(overrides)  # Dotted names, e.g. 'guidance.scale'.
   config.log.preview_every = config.num_steps
   config.log.checkpoint_every = config.num_steps
   with tempfile.TemporaryDirectory() as workdir:
@@ -136,8 +126,7 @@ def with_shared_runs(results):
 
 def launch(overrides):
   """A worker process for one run: single-threaded XLA, results as the last stdout line."""
-  env = dict(os.environ, XLA_FLAGS='--xla_cpu_multi_thread_eigen=false '
-             'intra_op_parallelism_threads=1')
+  env = dict(os.environ, XLA_FLAGS='--xla_cpu_multi_thread_eigen=false')
   return subprocess.Popen([sys.executable, '-m', 'benchmarks.ablations',
                            f'--child={json.dumps(overrides)}'], env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -27,8 +27,8 @@ RUNS = {'discrete': (), 'none': ('--config.prompts.view_mode=none',)}
 def runs(tmp_path_factory):
   """{view mode: metrics.json} of the default run and its no-view-prompt ablation."""
   base = tmp_path_factory.mktemp('toy_world')
-  env = dict(os.environ, XLA_FLAGS='--xla_cpu_multi_thread_eigen=false '
-             'intra_op_parallelism_threads=1')  # One core each: the two runs share the machine.
+  # One core each: the two runs share the machine.
+  env = dict(os.environ, XLA_FLAGS='--xla_cpu_multi_thread_eigen=false')
   procs = {}
   for name, overrides in RUNS.items():
     cmd = [sys.executable, 'run_train.py', '--config=configs/toy.py',
