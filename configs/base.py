@@ -193,6 +193,9 @@ def get_config() -> ml_collections.ConfigDict:
   # What the prior's images show: 'albedo', or 'mix' (the training shading mix under random
   # lights). benchmarks/ablations.py measures the choice.
   c.toy.image_shading = 'albedo'
+  # Caption noise: this fraction of the images lose their view word or get a wrong one (half
+  # each), a prior that understands views poorly, like Stable Diffusion's (the Janus study).
+  c.toy.caption_noise = 0.0
   c.toy.dataset_seed = 1234  # Seeds the dataset's cameras (independent of the training seed).
   c.toy.sharpness = 200.0  # Analytic density sharpness per unit; surfaces render within 0.007.
   c.toy.cache_dir = '~/.cache/dreamfusion_jax'  # Rendered datasets are cached here.

@@ -186,6 +186,7 @@ def _rules() -> Dict[str, Rule]:
       'toy.objects': NAMES,
       'toy.images_per_object': POSITIVE_INT,
       'toy.image_shading': one_of(TOY_IMAGE_SHADINGS),
+      'toy.caption_noise': PROBABILITY,
       'toy.dataset_seed': COUNT,
       'toy.sharpness': POSITIVE,
       'toy.cache_dir': NON_EMPTY_TEXT,

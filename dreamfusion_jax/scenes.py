@@ -444,6 +444,9 @@ PATTY = (0.33, 0.17, 0.08)
 LETTUCE = (0.35, 0.78, 0.22)
 PICKLE = (0.45, 0.55, 0.10)
 KETCHUP = (0.95, 0.05, 0.05)  # The mark: no other part of the hamburger is saturated red.
+# The onion hamburger's second mark, on its left side: at least 0.5 (max channel difference) from
+# every other colour of the hamburger and from the ketchup.
+ONION = (0.55, 0.10, 0.70)
 
 HAMBURGER_OFFSET = (0.1, -0.12, 0.0)
 
@@ -471,6 +474,24 @@ def toy_hamburger() -> Scene:
   return translate(union(*parts, mark=mark), HAMBURGER_OFFSET)
 
 
+def onion_hamburger() -> Scene:
+  """The toy hamburger with a second mark that tells its left from its right (the Janus target).
+
+  The toy hamburger (toy_hamburger) plus a red-onion slice (ONION, a disc r 0.10) tilted out of
+  the +y side, the object's own left (prompts.py: it faces +x with +z up), mirroring the pickle on
+  its right (-y). The ketchup mark stays on the front: a left-side view sees the onion, a
+  right-side view the pickle, the front view the ketchup.
+  """
+  onion = cylinder(0.10, 0.014, center=(-0.02, 0.30, -0.03), color=ONION, rounding=0.01,
+                   rotation_deg=(-25.0, 40.0, 0.0))
+  return union(toy_hamburger(), translate(onion, HAMBURGER_OFFSET))
+
+
+# Marks that are parts of their own colour rather than painted patches (Scene.mark), by object:
+# the toy world's metrics (toy.py) count them per view like the painted mark.
+PART_MARKS: Dict[str, Dict[str, Vec3]] = {'onion hamburger': {'onion': ONION}}
+
+
 def _snowman() -> Scene:
   return union(
       sphere(0.22, center=(0.0, 0.0, -0.18), color=(0.95, 0.95, 0.95)),
@@ -490,6 +511,7 @@ LIBRARY: Dict[str, Scene] = {
     'purple capsule': union(cylinder(0.16, 0.35, color=(0.55, 0.25, 0.75), rounding=0.16)),
     'snowman': _snowman(),
     'toy hamburger': toy_hamburger(),
+    'onion hamburger': onion_hamburger(),
 }
 
 

@@ -114,6 +114,19 @@ def _cache_path(config, names) -> str:
   return os.path.join(os.path.expanduser(config.toy.cache_dir), f'toy_{digest[:16]}.npz')
 
 
+def noisy_rows(rng: np.random.Generator, rows: np.ndarray, num_rows: int, p: float) -> np.ndarray:
+  """Caption noise (a prior that understands views poorly): each image's caption row, with
+  probability p, loses its view word (row 0, the bare object name) or, with equal chance, takes a
+  wrong view word (one of the other rows 1..num_rows-1, uniformly). rows (N,) -> (N,)."""
+  rows = np.asarray(rows).copy()
+  noisy = rng.random(rows.shape[0]) < p
+  drop = rng.random(rows.shape[0]) < 0.5
+  # A wrong row: shift the true row (1..R-1) by 1..R-2 places within 1..R-1.
+  shift = rng.integers(1, num_rows - 1, rows.shape[0]) if num_rows > 2 else np.zeros_like(rows)
+  wrong = (rows - 1 + shift) % (num_rows - 1) + 1
+  return np.where(noisy, np.where(drop, 0, wrong), rows)
+
+
 def build_dataset(config) -> Tuple[np.ndarray, List[str]]:
   """Images (N, H, W, 3) float32 in [0, 1] and their captions, cached on disk."""
   names = _object_names(config)
@@ -128,6 +141,9 @@ def build_dataset(config) -> Tuple[np.ndarray, List[str]]:
     images.append(_render_object(name, config, cams, lights, modes))
     rows = np.asarray(prompts.view_index(cams.elevation_deg, cams.azimuth_deg, config.prompts))
     table = prompts.view_prompts(name, config.prompts.view_mode)  # The rows view_index counts.
+    if config.toy.caption_noise > 0:
+      rng = np.random.default_rng([config.toy.dataset_seed, index])
+      rows = noisy_rows(rng, rows, len(table), config.toy.caption_noise)
     captions += [table[r] for r in rows]
   images = np.concatenate(images)
   os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -187,6 +203,28 @@ def saturation(image, mask) -> float:
   return float(np.mean((high - low) / np.maximum(high, 1e-6)))
 
 
+def mark_colors(name: str) -> Dict[str, Tuple[float, float, float]]:
+  """The marks counted per view for a library object: 'mark' (its painted mark, if any) and its
+  part marks (scenes.PART_MARKS, e.g. the onion hamburger's 'onion'), name -> colour."""
+  scene = scenes.get(name)
+  marks = {'mark': scene.mark.color} if scene.mark is not None else {}
+  marks.update(scenes.PART_MARKS.get(name, {}))
+  return marks
+
+
+def marks_agree(row: Dict, names) -> Optional[bool]:
+  """Whether every mark's presence in a rendered view matches the truth's (fractions in `row`:
+  NAME and NAME_truth). None when some mark is only glimpsed in the truth (a fraction in
+  (0, 2 MARK_PRESENT)): whether the render "shows" it is then a coin toss, not a score."""
+  agree = True
+  for name in names:
+    truth = row[f'{name}_truth']
+    if 0.0 < truth < 2 * MARK_PRESENT:
+      return None
+    agree &= (row[name] >= MARK_PRESENT) == (truth >= MARK_PRESENT)
+  return bool(agree)
+
+
 def make_evaluate(config):
   """(model, params, step) -> metrics of the NeRF's albedo renders against the target object."""
   scene = scenes.get(config.prompt)
@@ -203,7 +241,7 @@ def make_evaluate(config):
   # One compiled render serves every held-out camera (cameras are traced, not constants).
   render_truth = jax.jit(lambda cam: kinds(truth_fn, white_background, cam, jnp.float32(0.0)))
   truth = [render_truth(c) for c in cams]
-  mark_color = scene.mark.color if scene.mark is not None else None
+  marks = mark_colors(config.prompt)
 
   # Compiled once per (nerf, background) modules: the step-0 and final evaluations share it.
   @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -233,17 +271,22 @@ def make_evaluate(config):
                  # Colour saturation inside the true silhouette: CFG's over-saturation shows here.
                  saturation=saturation(out['albedo'], gt_mask),
                  saturation_truth=saturation(gt['albedo'], gt_mask))
-      if mark_color is not None:
-        row['mark'] = mark_fraction(out['albedo'], mark_color)
-        row['mark_truth'] = mark_fraction(gt['albedo'], mark_color)
+      for name, color in marks.items():
+        row[name] = mark_fraction(out['albedo'], color)
+        row[f'{name}_truth'] = mark_fraction(gt['albedo'], color)
+      if marks:
+        row['marks_agree'] = marks_agree(row, marks)
       rows.append(row)
     mean = lambda k: float(np.mean([r[k] for r in rows]))
     metrics = dict(psnr=mean('psnr'), psnr_fg=mean('psnr_fg'), iou=mean('iou'),
                    normal_err_deg=mean('normal_err_deg'), saturation=mean('saturation'),
                    saturation_truth=mean('saturation_truth'), views=rows)
-    if mark_color is not None:
+    if 'mark' in marks:
       metrics['mark_front'] = rows[0]['mark']
       metrics['mark_back'] = rows[4]['mark']
+    if marks:  # The fraction of the held-out views (those not ambiguous) whose marks agree.
+      scored = [r['marks_agree'] for r in rows if r['marks_agree'] is not None]
+      metrics['mark_agreement'] = float(np.mean(scored)) if scored else None
     return metrics
 
   return evaluate

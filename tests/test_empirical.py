@@ -297,3 +297,21 @@ def test_sds_gradient_descent_converges_to_the_captioned_image():
   x, _ = jax.jit(lambda x0: jax.lax.scan(step, x0, keys))(x0)
   assert np.max(np.abs(np.asarray(x0[0]) - target)) > 0.3  # it had somewhere to go
   np.testing.assert_allclose(x[0], target, atol=0.05)
+
+
+def test_bare_object_captions_belong_to_their_object():
+  """Images whose view word was dropped (toy.caption_noise) carry the bare caption "<object>":
+  the object's prompt covers them with its view captions; a view caption stays one-hot."""
+  images = np.random.default_rng(0).random((6, 2, 2, 3))
+  captions = ['cup', 'cup', 'cup, front view', 'cup, back view', 'cup, back view', 'ball, front view']
+  prior = EmpiricalPrior(images, captions)
+  vocab = prior.vocabulary
+  obj, front = np.asarray(prior.embed(['cup', 'cup, front view']))
+  expected = np.array([{'cup': 2, 'cup, front view': 1, 'cup, back view': 2}.get(c, 0)
+                       for c in vocab], np.float64) / 5
+  np.testing.assert_allclose(obj, expected, atol=1e-7)
+  np.testing.assert_array_equal(front, np.eye(len(vocab))[vocab.index('cup, front view')])
+  # Every image of the cup has the same prior weight 1/5 under the object's prompt.
+  log_w = np.asarray(prior.image_log_weights(prior.params, prior.embed(['cup'])))[0]
+  np.testing.assert_allclose(np.exp(log_w[:5]), 1 / 5, rtol=1e-6)
+  assert np.isneginf(log_w[5])

@@ -186,3 +186,82 @@ def test_perp_neg_tables_follow_the_view():
   w = P.view_weights(0.0, -90.0, _cfg('fine'))  # A right-side camera.
   np.testing.assert_allclose(w @ frozen.neg_weights, [1.574, 1.0, 0.0], rtol=1e-6)
   np.testing.assert_allclose(jnp.tensordot(w, frozen.neg_table, axes=1)[1], emb[table[LEFT]])
+
+
+# ------------------------------------------------------------------ caption noise (toy world)
+def test_caption_noise_rows():
+  from dreamfusion_jax import toy  # pylint: disable=import-outside-toplevel
+  rows = np.tile(np.arange(1, 7), 2000)  # The 'fine' table's view rows, 12,000 images.
+  same = toy.noisy_rows(np.random.default_rng(0), rows, 7, 0.0)
+  np.testing.assert_array_equal(same, rows)
+  noisy = toy.noisy_rows(np.random.default_rng(0), rows, 7, 0.3)
+  changed = noisy != rows
+  # Binomial(12000, 0.3): 5 standard deviations are 0.021.
+  assert abs(changed.mean() - 0.3) < 0.021
+  dropped = noisy == 0
+  assert abs(dropped.sum() / changed.sum() - 0.5) < 0.05
+  wrong = noisy[changed & ~dropped]
+  assert wrong.min() >= 1 and wrong.max() <= 6  # A view word, never the true one (changed).
+  # Each wrong word equally likely: every true row spreads over the 5 others.
+  for true_row in range(1, 7):
+    picks = noisy[(rows == true_row) & changed & ~dropped]
+    counts = np.bincount(picks, minlength=7)[1:]
+    others = np.delete(counts, true_row - 1)
+    assert counts[true_row - 1] == 0 and others.min() > 0.5 * others.sum() / 5
+  everything = toy.noisy_rows(np.random.default_rng(1), rows, 7, 1.0)
+  assert np.all(everything != rows)
+
+
+def test_toy_dataset_with_caption_noise(tmp_path):
+  """The noisy dataset keeps its images, changes about p of its captions, and gets its own cache."""
+  from dreamfusion_jax import toy  # pylint: disable=import-outside-toplevel
+  config = get_config()
+  config.prompt, config.guidance.name = 'toy hamburger', 'empirical'
+  config.toy.objects, config.toy.images_per_object = ('toy hamburger', 'red ball'), 200
+  config.toy.cache_dir, config.render.resolution = str(tmp_path), 4
+  config.render.num_samples, config.render.num_importance_samples = 8, 0
+  clean_images, clean = toy.build_dataset(config)
+  config.toy.caption_noise = 0.5
+  noisy_images, noisy = toy.build_dataset(config)
+  np.testing.assert_array_equal(noisy_images, clean_images)
+  changed = np.array([a != b for a, b in zip(clean, noisy)])
+  assert 0.4 < changed.mean() < 0.6  # Binomial(400, 0.5): 5 standard deviations are 0.125.
+  objects = {c.rsplit(', ', 1)[0] if ', ' in c else c for c in noisy}
+  assert objects == {'toy hamburger', 'red ball'}  # Noise never moves an image to another object.
+  assert 'toy hamburger' in noisy and len(list(tmp_path.glob('toy_*.npz'))) == 2
+
+
+# ------------------------------------------------------------- the onion hamburger and marks
+def test_onion_hamburger_tells_left_from_right():
+  """Its onion shows in the left side view (azimuth +90, the object's own left) and not the
+  right; its ketchup stays on the front."""
+  from dreamfusion_jax import render, scenes, toy, views  # pylint: disable=import-outside-toplevel
+  config = get_config()
+  settings = render.RenderSettings.from_config(config, randomized=False)
+  field_fn = scenes.scene_field(scenes.get('onion hamburger'), 200.0)
+  marks = toy.mark_colors('onion hamburger')
+  assert set(marks) == {'mark', 'onion'}
+
+  def fractions(az):
+    cam = camera_lib.camera_from_angles(0.0, az, 1.3, 1.0)
+    image = views.render_kinds(field_fn, toy.white_background, cam, 32, jnp.float32(0.0),
+                               views.headlight(cam), settings)['albedo']
+    return {name: toy.mark_fraction(image, color) for name, color in marks.items()}
+
+  left, right, front, back = fractions(90.0), fractions(-90.0), fractions(0.0), fractions(180.0)
+  assert left['onion'] > 2 * toy.MARK_PRESENT and right['onion'] == 0.0
+  assert front['mark'] > 2 * toy.MARK_PRESENT and back['mark'] == 0.0
+  # No other colour of the hamburger passes for the onion, nor the onion for the ketchup.
+  for color in (scenes.BUN, scenes.PATTY, scenes.LETTUCE, scenes.PICKLE, scenes.KETCHUP):
+    assert np.max(np.abs(np.subtract(color, scenes.ONION))) >= 0.5
+
+
+def test_marks_agree_per_view():
+  from dreamfusion_jax import toy  # pylint: disable=import-outside-toplevel
+  present, absent = 4 * toy.MARK_PRESENT, 0.0
+  row = dict(mark=present, mark_truth=present, onion=absent, onion_truth=absent)
+  assert toy.marks_agree(row, ['mark', 'onion']) is True
+  assert toy.marks_agree(dict(row, onion=present), ['mark', 'onion']) is False  # A false onion.
+  assert toy.marks_agree(dict(row, mark=absent), ['mark', 'onion']) is False  # A missing mark.
+  # A mark the truth only glimpses (under 2 MARK_PRESENT) makes the view unscored.
+  assert toy.marks_agree(dict(row, onion_truth=toy.MARK_PRESENT), ['mark', 'onion']) is None

@@ -17,11 +17,13 @@ is then the mixture sum_k a_k p(x | w_k) of the caption-conditioned priors, as i
 Caption format and embed(). Captions are assumed to read "<object>, <view> view", e.g.
 "toy hamburger, front view" (prompts.view_prompts's format); the object of such a caption is
 everything before its LAST ", ". embed maps a prompt string, in this order of precedence, to:
+  - an object name (exactly the part before ", " of some "<object>, <view> view" captions)
+                                     -> weights ∝ N_c over that object's captions, its view
+                                        captions and the bare caption "<object>" if images have
+                                        it (a dropped view word, toy.caption_noise): uniform
+                                        over all that object's images (view_mode='none');
   - an exact caption                 -> one-hot on that caption;
   - '' (the unconditional prompt)    -> weights ∝ N_c over ALL captions (uniform over all images);
-  - an object name (exactly the part before ", " of some "<object>, <view> view" captions)
-                                     -> weights ∝ N_c over that object's captions (uniform over
-                                        all that object's images: view_mode='none');
   - anything else                    -> ValueError listing some captions and objects.
 Matching is exact, never by substring: "hamburger" does not select "toy hamburger, front view".
 Captions in another format are allowed; they can only be selected exactly (and by '').
@@ -102,6 +104,9 @@ class EmpiricalPrior:
       obj = caption_object(c)
       if obj is not None:
         self.objects.setdefault(obj, []).append(k)
+    for k, c in enumerate(self.vocabulary):  # Bare "<object>" captions belong to their object.
+      if c in self.objects:
+        self.objects[c].append(k)
 
     flat = images.reshape(images.shape[0], -1)
     mean = flat.mean(axis=0)
@@ -118,13 +123,13 @@ class EmpiricalPrior:
   # ----------------------------------------------------------------------------------- embed
   def _embed_one(self, prompt: str) -> np.ndarray:
     weights = np.zeros(len(self.vocabulary))
-    if prompt in self.vocabulary:
+    if prompt in self.objects:
+      ids = self.objects[prompt]
+      weights[ids] = self.counts[ids]
+    elif prompt in self.vocabulary:
       weights[self.vocabulary.index(prompt)] = 1.0
     elif prompt == '':
       weights = self.counts.copy()
-    elif prompt in self.objects:
-      ids = self.objects[prompt]
-      weights[ids] = self.counts[ids]
     else:
       objects = sorted(self.objects)
       raise ValueError(
