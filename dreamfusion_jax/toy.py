@@ -94,12 +94,17 @@ def _full_mix(config):
   return full
 
 
+# The prompts fields that captioning reads (prompts.view_index); the others only shape training.
+CAPTION_FIELDS = ('overhead_deg', 'front_deg', 'back_deg', 'oblique_deg')
+
+
 def _cache_path(config, names) -> str:
   """The cache file of a dataset, keyed by everything that changes its images or captions (and
   nothing else, so that runs differing only in training options share one dataset)."""
-  prompts_key = config.prompts.to_dict()
-  # Captions depend on the mode only through its table: every mode but 'fine' has the paper's.
-  prompts_key['view_mode'] = list(prompts.views(prompts_key['view_mode']))
+  # Captions depend on the view thresholds and on the mode only through its table (every mode
+  # but 'fine' has the paper's), not on the negatives or their weights.
+  prompts_key = {k: config.prompts[k] for k in CAPTION_FIELDS}
+  prompts_key['view_mode'] = list(prompts.views(config.prompts.view_mode))
   mix = config.toy.image_shading == 'mix'
   key = dict(objects=names, scenes=[repr(scenes.get(n)) for n in names],
              toy=config.toy.to_dict(), camera=config.camera.to_dict(),
@@ -214,15 +219,13 @@ def mark_colors(name: str) -> Dict[str, Tuple[float, float, float]]:
 
 def marks_agree(row: Dict, names) -> Optional[bool]:
   """Whether every mark's presence in a rendered view matches the truth's (fractions in `row`:
-  NAME and NAME_truth). None when some mark is only glimpsed in the truth (a fraction in
-  (0, 2 MARK_PRESENT)): whether the render "shows" it is then a coin toss, not a score."""
-  agree = True
-  for name in names:
-    truth = row[f'{name}_truth']
-    if 0.0 < truth < 2 * MARK_PRESENT:
-      return None
-    agree &= (row[name] >= MARK_PRESENT) == (truth >= MARK_PRESENT)
-  return bool(agree)
+  NAME and NAME_truth). A mark the truth only glimpses (a fraction in (0, 2 MARK_PRESENT)) is not
+  scored: whether the render "shows" it is a coin toss. None when no mark of the view is scored."""
+  scored = [name for name in names if not 0.0 < row[f'{name}_truth'] < 2 * MARK_PRESENT]
+  if not scored:
+    return None
+  return all((row[name] >= MARK_PRESENT) == (row[f'{name}_truth'] >= MARK_PRESENT)
+             for name in scored)
 
 
 def make_evaluate(config):

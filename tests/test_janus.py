@@ -231,6 +231,28 @@ def test_toy_dataset_with_caption_noise(tmp_path):
   assert 'toy hamburger' in noisy and len(list(tmp_path.glob('toy_*.npz'))) == 2
 
 
+def test_toy_dataset_cache_is_keyed_by_what_captions_read(tmp_path):
+  """Runs that differ only in their negatives share one dataset; a new view table or threshold
+  makes a new one."""
+  from dreamfusion_jax import toy  # pylint: disable=import-outside-toplevel
+  config = get_config()
+  config.prompt, config.guidance.name = 'toy hamburger', 'empirical'
+  config.toy.objects, config.toy.images_per_object = ('toy hamburger',), 20
+  config.toy.cache_dir, config.render.resolution = str(tmp_path), 4
+  config.render.num_samples, config.render.num_importance_samples = 8, 0
+  files = lambda: len(list(tmp_path.glob('toy_*.npz')))
+  _, discrete = toy.build_dataset(config)
+  config.prompts.negatives, config.prompts.neg_back_front = 'perp_neg', 3.0
+  config.prompts.view_mode = 'interpolated'  # The paper's table, like 'discrete'.
+  assert toy.build_dataset(config)[1] == discrete and files() == 1
+  config.prompts.view_mode = 'fine'
+  _, fine = toy.build_dataset(config)
+  assert files() == 2 and any('left side' in c or 'right side' in c for c in fine)
+  config.prompts.front_deg = 30.0
+  toy.build_dataset(config)
+  assert files() == 3
+
+
 # ------------------------------------------------------------- the onion hamburger and marks
 def test_onion_hamburger_tells_left_from_right():
   """Its onion shows in the left side view (azimuth +90, the object's own left) and not the
@@ -263,5 +285,9 @@ def test_marks_agree_per_view():
   assert toy.marks_agree(row, ['mark', 'onion']) is True
   assert toy.marks_agree(dict(row, onion=present), ['mark', 'onion']) is False  # A false onion.
   assert toy.marks_agree(dict(row, mark=absent), ['mark', 'onion']) is False  # A missing mark.
-  # A mark the truth only glimpses (under 2 MARK_PRESENT) makes the view unscored.
-  assert toy.marks_agree(dict(row, onion_truth=toy.MARK_PRESENT), ['mark', 'onion']) is None
+  # A mark the truth only glimpses (under 2 MARK_PRESENT) is not scored; the others still are.
+  glimpsed = dict(row, onion_truth=toy.MARK_PRESENT, onion=absent)
+  assert toy.marks_agree(glimpsed, ['mark', 'onion']) is True
+  assert toy.marks_agree(dict(glimpsed, mark=absent), ['mark', 'onion']) is False
+  # A view whose every mark is glimpsed is not scored at all.
+  assert toy.marks_agree(dict(glimpsed, mark_truth=toy.MARK_PRESENT), ['mark', 'onion']) is None
