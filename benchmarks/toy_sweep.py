@@ -1,0 +1,140 @@
+"""Sweeps of short toy-world runs, shared by benchmarks/ablations.py and benchmarks/janus.py.
+
+A sweep is a list of runs (study, setting, overrides): configs/toy.py at a reduced size with
+dotted-name overrides (ml_collections' flattened names, e.g. 'guidance.scale'). Each run trains in
+its own single-threaded worker process (`python -m benchmarks.toy_sweep OVERRIDES_JSON` prints the
+run's final metrics as its last stdout line), `jobs` at a time; the parent appends one JSON line of
+scores per run to an output file, and a rerun skips the runs that file already holds, so a killed
+sweep resumes where it stopped.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import numpy as np
+
+# Schedules that scale with the run's length (their step counts in configs/toy.py).
+SCHEDULES = ('shading.albedo_only_steps', 'schedule.lambda_sigma_steps',
+             'schedule.orientation_steps', 'optimizer.warmup_steps', 'optimizer.decay_end_step')
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # The repository.
+Run = Tuple[str, Dict, Dict]  # (study, setting (what the table groups by), overrides incl. seed)
+
+
+def toy_config():
+  from configs import toy  # pylint: disable=import-outside-toplevel
+  return toy.get_config()
+
+
+def scaled(size: Dict, overrides: Dict) -> Dict:
+  """size's overrides (num_steps and any others) plus every schedule shrunk by num_steps' factor
+  relative to configs/toy.py, then `overrides`."""
+  config = toy_config()
+  factor = size['num_steps'] / config.num_steps
+  out = dict(size)
+  for name in SCHEDULES:
+    section, field = name.split('.')
+    out[name] = max(1, int(round(config[section][field] * factor)))
+  out.update(overrides)
+  return out
+
+
+def train(overrides: Dict) -> Dict:
+  """Trains configs/toy.py with `overrides` in this process; its final metrics (toy.make_evaluate's,
+  per-view rows included) plus wall_s."""
+  from dreamfusion_jax import runner  # pylint: disable=import-outside-toplevel
+  config = toy_config()
+  config.update_from_flattened_dict(overrides)
+  config.log.preview_every = config.num_steps
+  config.log.checkpoint_every = config.num_steps
+  with tempfile.TemporaryDirectory() as workdir:
+    start = time.time()
+    metrics = runner.run(config, os.path.join(workdir, 'run'))
+  metrics['wall_s'] = time.time() - start
+  return metrics
+
+
+def launch(overrides: Dict) -> subprocess.Popen:
+  """A worker process for one run: single-threaded XLA, its metrics as the last stdout line."""
+  env = dict(os.environ, XLA_FLAGS='--xla_cpu_multi_thread_eigen=false')
+  return subprocess.Popen([sys.executable, '-m', 'benchmarks.toy_sweep', json.dumps(overrides)],
+                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _key(study, setting, seed) -> Tuple[str, str, int]:
+  return study, json.dumps(setting, sort_keys=True), seed
+
+
+def done_before(out_path: str) -> List[Dict]:
+  """The rows already in out_path (a rerun of a killed sweep skips their runs)."""
+  if not os.path.exists(out_path):
+    return []
+  with open(out_path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def run_all(runs: Sequence[Run], jobs: int, out_path: str, size: Dict,
+            score: Callable[[Dict], Dict]) -> List[Dict]:
+  """Runs each (study, setting, overrides) at `size` on `jobs` workers and appends its row
+  (study, setting, seed, score(metrics), wall_s) to out_path. Returns every row of out_path.
+
+  Runs whose (study, setting, seed) out_path already holds are not run again.
+  """
+  results = done_before(out_path)
+  done = {_key(r['study'], r['setting'], r['seed']) for r in results}
+  pending = [run for run in runs if _key(run[0], run[1], run[2]['seed']) not in done]
+  if len(pending) < len(runs):
+    print(f'{len(runs) - len(pending)} runs already in {out_path}', flush=True)
+  active = []
+  with open(out_path, 'a') as out:
+    while pending or active:
+      while pending and len(active) < jobs:
+        study, setting, overrides = pending.pop(0)
+        active.append((study, setting, overrides, launch(scaled(size, overrides))))
+      time.sleep(1.0)
+      for item in list(active):
+        study, setting, overrides, proc = item
+        if proc.poll() is None:
+          continue
+        active.remove(item)
+        stdout, stderr = proc.communicate()
+        if proc.returncode:
+          print(f'run {overrides} failed:\n{stderr[-2000:]}', flush=True)
+          continue
+        metrics = json.loads(stdout.strip().splitlines()[-1])
+        row = dict(study=study, setting=setting, seed=overrides['seed'], **score(metrics),
+                   wall_s=metrics['wall_s'])
+        results.append(row)
+        out.write(json.dumps(row) + '\n')
+        out.flush()
+        print(f"{len(results)} rows: {study} {label(setting)} seed {row['seed']}: PSNR "
+              f"{row['psnr']:.2f} ({row['wall_s']:.0f} s)", flush=True)
+  return results
+
+
+def label(setting: Dict) -> str:
+  """'view_mode=fine caption_noise=0.3' for {'prompts.view_mode': 'fine', ...}."""
+  return ' '.join(f"{k.split('.')[-1]}={v}" for k, v in setting.items())
+
+
+def settings_of(rows: Sequence[Dict]) -> List[Dict]:
+  """The distinct settings of rows, in order of first appearance."""
+  out = []
+  for r in rows:
+    if r['setting'] not in out:
+      out.append(r['setting'])
+  return out
+
+
+def mean_spread(group: Sequence[Dict], key: str, fmt: str) -> str:
+  """'mean (max - min)' of group's values of key over seeds."""
+  values = [r[key] for r in group]
+  return f'{np.mean(values):{fmt}} ({np.ptp(values):{fmt}})'
+
+
+if __name__ == '__main__':
+  print(json.dumps(train(json.loads(sys.argv[1]))))
