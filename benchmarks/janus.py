@@ -1,0 +1,128 @@
+"""Janus, measured in the toy world (not a test: it prints a table and writes JSON).
+
+  python -m benchmarks.janus                         # 45 runs, 3 seeds (~90 min, 2 cores)
+  python -m benchmarks.janus --seeds=0 --noise=0.3   # one seed at one caption noise
+
+The target is the onion hamburger (scenes.onion_hamburger): the toy hamburger with its ketchup
+mark on the front and a red-onion slice on its own left side, so a left-side view and a
+right-side view differ. Every run is configs/toy.py at a reduced size (SIZE) with that target, at
+caption noise p (toy.caption_noise: a fraction p of the prior's images lose their view word or get
+a wrong one, a prior that understands views poorly), scored at the held-out cameras against the
+true object. The settings (each at p in NOISES, 3 seeds; 48 rows from 45 runs):
+
+  prompts.view_mode {none, discrete, interpolated, fine} with prompts.negatives=none, and
+  {discrete, fine} x prompts.negatives {views (per-view negative prompts), perp_neg}.
+  (view_mode=none is run at noise 0 only and reported at both: noise cannot change it; runs().)
+
+Columns, means over seeds with the spread (max - min) in brackets, or fractions of seeds:
+  PSNR         held-out albedo PSNR (dB);
+  agreement    the fraction of held-out views where every mark's presence (ketchup, onion)
+               matches the truth's (toy.marks_agree: a mark the truth only glimpses is not
+               scored in that view); a render with no marks at all scores 0.4;
+  sides        the fraction of seeds whose left-side (azimuth +90) and right-side (-90) views
+               both agree: the onion on the left, not on the right;
+  front        the fraction of seeds whose front view shows the ketchup;
+  Janus        the fraction of seeds in which the ketchup shows in a view where the true object
+               does not show it at all (the multi-face failure).
+"""
+import argparse
+import itertools
+
+import numpy as np
+
+from benchmarks import toy_sweep
+from dreamfusion_jax import toy
+
+TARGET = 'onion hamburger'
+# The prior knows the target and the toy world's other objects (configs/base.py toy.objects with
+# the onion hamburger in the toy hamburger's place).
+OBJECTS = ('onion hamburger', 'red ball', 'blue cube', 'green cylinder', 'yellow cone',
+           'orange box', 'purple capsule', 'snowman')
+SIZE = {
+    'num_steps': 400,  # The marks form by about 400 steps at 16 + 8 samples.
+    'render.num_samples': 16,
+    'render.num_importance_samples': 8,
+    'prompt': TARGET,
+    'toy.objects': OBJECTS,
+}
+NOISES = (0.0, 0.3)
+SETTINGS = ([('none', 'none'), ('discrete', 'none'), ('interpolated', 'none'), ('fine', 'none')]
+            + list(itertools.product(('discrete', 'fine'), ('views', 'perp_neg'))))
+# Held-out views (toy.held_out_cameras): 30 degrees x azimuths 0, 45, ..., 315, then 0 and 60 at
+# the front. The object's left side faces azimuth +90 (row 2), its right side -90 (row 6).
+FRONT, LEFT, RIGHT = 0, 2, 6
+
+
+def score(metrics):
+  """The columns of one run (module docstring) from its final metrics."""
+  views = metrics['views']
+  janus = any(v['mark'] >= toy.MARK_PRESENT and v['mark_truth'] == 0.0 for v in views)
+  return dict(psnr=metrics['psnr'], agreement=metrics['mark_agreement'],
+              sides=bool(views[LEFT]['marks_agree'] and views[RIGHT]['marks_agree']),
+              front=views[FRONT]['mark'] >= toy.MARK_PRESENT, janus=janus,
+              views=[{k: v[k] for k in ('psnr', 'mark', 'onion', 'marks_agree')} for v in views])
+
+
+def runs(seeds, noises):
+  """[(study, setting, overrides)] of the sweep: every setting and noise level at one seed before
+  the next seed, so a sweep stopped early has whole seeds.
+
+  view_mode=none runs only at caption noise 0: its prompt is the bare object name, whose images
+  are all the object's images whatever their view words say, so noise changes no weight of the
+  prior and the run would be the same (with_shared_runs reports it at every noise level).
+  """
+  out = []
+  for seed in seeds:
+    for noise in noises:
+      for view_mode, negatives in SETTINGS:
+        if view_mode == 'none' and noise > 0:
+          continue
+        setting = {'prompts.view_mode': view_mode, 'prompts.negatives': negatives,
+                   'toy.caption_noise': noise}
+        out.append(('janus', setting, {**setting, 'seed': seed}))
+  return out
+
+
+def with_shared_runs(rows, noises):
+  """rows plus the view_mode=none runs at noise 0 relabelled for every other noise level."""
+  none = [r for r in rows if r['setting']['prompts.view_mode'] == 'none'
+          and r['setting']['toy.caption_noise'] == 0]
+  shared = [dict(r, setting=dict(r['setting'], **{'toy.caption_noise': noise}))
+            for noise in noises if noise > 0 for r in none]
+  return rows + shared
+
+
+def table(rows):
+  """Markdown rows: one per setting (module docstring's columns)."""
+  lines = ['| view_mode | negatives | caption noise | seeds | PSNR | agreement | sides | front | '
+           'Janus |', '|' + ' --- |' * 9]
+  for setting in toy_sweep.settings_of(rows):
+    group = [r for r in rows if r['setting'] == setting]
+    frac = lambda k: f"{np.mean([r[k] for r in group]):.2f}"
+    lines.append(f"| {setting['prompts.view_mode']} | {setting['prompts.negatives']} | "
+                 f"{setting['toy.caption_noise']} | {len(group)} | "
+                 f"{toy_sweep.mean_spread(group, 'psnr', '.1f')} | "
+                 f"{toy_sweep.mean_spread(group, 'agreement', '.2f')} | {frac('sides')} | "
+                 f"{frac('front')} | {frac('janus')} |")
+  return '\n'.join(lines)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--seeds', default='0,1,2', help='comma-separated training seeds')
+  parser.add_argument('--noise', default=','.join(map(str, NOISES)),
+                      help='comma-separated caption noise levels')
+  parser.add_argument('--jobs', type=int, default=2, help='runs at once (one per core)')
+  parser.add_argument('--out', default='janus.jsonl', help='results, one JSON line per run')
+  args = parser.parse_args()
+  noises = [float(p) for p in args.noise.split(',')]
+  sweep = runs([int(s) for s in args.seeds.split(',')], noises)
+  print(f'{len(sweep)} runs at {SIZE}, {args.jobs} at a time; results to {args.out}', flush=True)
+  rows = toy_sweep.run_all(sweep, args.jobs, args.out, SIZE, score)
+  rows = with_shared_runs([r for r in rows if r['study'] == 'janus'], noises)
+  rows.sort(key=lambda r: r['setting']['toy.caption_noise'])
+  print('\n' + table(rows))
+
+
+if __name__ == '__main__':
+  main()
