@@ -1,6 +1,6 @@
 """The paper's ablations in the toy world (not a test: it prints a table and writes JSON).
 
-  python -m benchmarks.ablations                        # all below, 3 seeds (~60 min, 2 cores)
+  python -m benchmarks.ablations                        # all below, 3 seeds (~45 min, 2 cores)
   python -m benchmarks.ablations --only=grid --seeds=0  # one seed of the feature grid
   python -m benchmarks.ablations --only=omega --jobs=1  # the guidance-scale sweep, one process
 
@@ -34,7 +34,7 @@ from benchmarks import toy_sweep
 from dreamfusion_jax import toy
 
 # The reduced size: steps and samples (and with them every schedule), nothing else. 36 runs of
-# about 3 minutes, two at a time, fit in an hour on the 2-core CI machine.
+# about 140 s, two at a time, take about 45 minutes on the 2-core CI machine.
 SIZE = {
     'num_steps': 200,
     'render.num_samples': 16,
