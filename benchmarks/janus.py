@@ -1,6 +1,6 @@
 """Janus, measured in the toy world (not a test: it prints a table and writes JSON).
 
-  python -m benchmarks.janus                         # 45 runs, 3 seeds (~90 min, 2 cores)
+  python -m benchmarks.janus                         # 45 runs, 3 seeds (~100 min, 2 cores)
   python -m benchmarks.janus --seeds=0 --noise=0.3   # one seed at one caption noise
 
 The target is the onion hamburger (scenes.onion_hamburger): the toy hamburger with its ketchup
@@ -120,7 +120,8 @@ def main():
   print(f'{len(sweep)} runs at {SIZE}, {args.jobs} at a time; results to {args.out}', flush=True)
   rows = toy_sweep.run_all(sweep, args.jobs, args.out, SIZE, score)
   rows = with_shared_runs([r for r in rows if r['study'] == 'janus'], noises)
-  rows.sort(key=lambda r: r['setting']['toy.caption_noise'])
+  rows.sort(key=lambda r: (r['setting']['toy.caption_noise'], SETTINGS.index(
+      (r['setting']['prompts.view_mode'], r['setting']['prompts.negatives']))))
   print('\n' + table(rows))
 
 
