@@ -109,12 +109,9 @@ def table(results, study):
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--only', choices=('all', 'grid', 'omega'), default='all')
-  parser.add_argument('--seeds', default='0,1,2', help='comma-separated training seeds')
-  parser.add_argument('--jobs', type=int, default=2, help='runs at once (one per core)')
-  parser.add_argument('--out', default='ablations.jsonl', help='results, one JSON line per run')
+  toy_sweep.add_arguments(parser, 'ablations.jsonl')
   args = parser.parse_args()
-  runs = studies(args.only, [int(s) for s in args.seeds.split(',')])
-  print(f'{len(runs)} runs at {SIZE}, {args.jobs} at a time; results to {args.out}', flush=True)
+  runs = studies(args.only, toy_sweep.seeds_of(args))
   results = with_shared_runs(toy_sweep.run_all(runs, args.jobs, args.out, SIZE, score))
   for study in ('grid', 'omega'):
     if any(r['study'] == study for r in results):

@@ -84,6 +84,7 @@ def run_all(runs: Sequence[Run], jobs: int, out_path: str, size: Dict,
 
   Runs whose (study, setting, seed) out_path already holds are not run again.
   """
+  print(f'{len(runs)} runs at {size}, {jobs} at a time; results to {out_path}', flush=True)
   results = done_before(out_path)
   done = {_key(r['study'], r['setting'], r['seed']) for r in results}
   pending = [run for run in runs if _key(run[0], run[1], run[2]['seed']) not in done]
@@ -114,6 +115,18 @@ def run_all(runs: Sequence[Run], jobs: int, out_path: str, size: Dict,
         print(f"{len(results)} rows: {study} {label(setting)} seed {row['seed']}: PSNR "
               f"{row['psnr']:.2f} ({row['wall_s']:.0f} s)", flush=True)
   return results
+
+
+def add_arguments(parser, default_out: str):
+  """The options every sweep takes: --seeds, --jobs and --out (parse seeds with seeds_of)."""
+  parser.add_argument('--seeds', default='0,1,2', help='comma-separated training seeds')
+  parser.add_argument('--jobs', type=int, default=2, help='runs at once (one per core)')
+  parser.add_argument('--out', default=default_out, help='results, one JSON line per run')
+
+
+def seeds_of(args) -> List[int]:
+  """The --seeds option as ints."""
+  return [int(s) for s in args.seeds.split(',')]
 
 
 def label(setting: Dict) -> str:
