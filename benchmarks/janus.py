@@ -39,7 +39,11 @@ TARGET = 'onion hamburger'
 OBJECTS = tuple(TARGET if name == 'toy hamburger' else name
                 for name in toy_sweep.toy_config().toy.objects)
 SIZE = {
-    'num_steps': 400,  # Marginal: the ketchup mostly does not form yet (docs/verification.md).
+    'num_steps': 800,  # configs/toy.py's own length: the marks form (at 400 they mostly do not).
+    # No orientation loss, so the step skips the normals (train.needs_normals), 2/3 of its cost.
+    # Measured at seed 0 (discrete): PSNR 24.8 -> 24.3 dB, IoU 0.92 either way, the same marks.
+    'schedule.orientation_start': 0.0,
+    'schedule.orientation_end': 0.0,
     'render.num_samples': 16,
     'render.num_importance_samples': 8,
     'prompt': TARGET,

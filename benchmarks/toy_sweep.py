@@ -82,10 +82,16 @@ def run_all(runs: Sequence[Run], jobs: int, out_path: str, size: Dict,
   """Runs each (study, setting, overrides) at `size` on `jobs` workers and appends its row
   (study, setting, seed, score(metrics), wall_s) to out_path. Returns every row of out_path.
 
-  Runs whose (study, setting, seed) out_path already holds are not run again.
+  Runs whose (study, setting, seed) out_path already holds at this size are not run again; its
+  rows at another size (a benchmark's SIZE changed since) are left out of the returned rows.
   """
   print(f'{len(runs)} runs at {size}, {jobs} at a time; results to {out_path}', flush=True)
+  size = json.loads(json.dumps(size))  # As the rows store it (tuples become lists).
   results = done_before(out_path)
+  other = [r for r in results if r.get('size') != size]
+  if other:
+    print(f'{len(other)} rows of {out_path} are at another size and are not used', flush=True)
+  results = [r for r in results if r.get('size') == size]
   done = {_key(r['study'], r['setting'], r['seed']) for r in results}
   pending = [run for run in runs if _key(run[0], run[1], run[2]['seed']) not in done]
   if len(pending) < len(runs):
@@ -108,7 +114,7 @@ def run_all(runs: Sequence[Run], jobs: int, out_path: str, size: Dict,
           continue
         metrics = json.loads(stdout.strip().splitlines()[-1])
         row = dict(study=study, setting=setting, seed=overrides['seed'], **score(metrics),
-                   wall_s=metrics['wall_s'])
+                   wall_s=metrics['wall_s'], size=size)
         results.append(row)
         out.write(json.dumps(row) + '\n')
         out.flush()

@@ -29,6 +29,9 @@ class RenderSettings(NamedTuple):
   diffuse: float = 0.9  # Diffuse light of shaded renders [P A.2].
   max_log_density: float = 15.0  # Clip on raw density before exp (overflow guard).
   randomized: bool = True  # Jitter samples (training); False gives deterministic midpoints.
+  # Normals from the density gradient. False: zero normals and no second backward pass (2/3 of a
+  # toy step), for renders whose colours and losses do not read them (train.needs_normals).
+  normals: bool = True
 
   @classmethod
   def from_config(cls, config, randomized: bool = True) -> 'RenderSettings':
@@ -160,6 +163,7 @@ def render_rays(field_fn: FieldFn, background_fn: Callable, origins, directions,
     rgb (R, 3) shaded colour over the background; acc (R,) accumulated alpha A = sum w;
     depth (R,) expected distance sum(w t) / A; normals (R, 3) sum(w n);
     orientation (R,) sum_i stopgrad(w_i) max(0, n_i . v)^2 [P §3.1, A.2].
+    With settings.normals False, normals and orientation are zeros.
   """
   key_strata, key_pdf = jax.random.split(key)
   t_near, t_far = ray_bounds(origins, directions, settings.radius, settings.near)
@@ -182,7 +186,11 @@ def render_rays(field_fn: FieldFn, background_fn: Callable, origins, directions,
     edges = jnp.sort(jnp.concatenate([edges, extra], axis=-1), axis=-1)
 
   t_mid, means = points(jax.lax.stop_gradient(edges))
-  raw, albedo, normals = field_with_normals(field_fn, means, variance)
+  if settings.normals:
+    raw, albedo, normals = field_with_normals(field_fn, means, variance)
+  else:
+    raw, albedo = field_fn(means, variance)
+    normals = jnp.zeros_like(albedo)
   weights = compositing_weights(density(raw), jnp.diff(edges, axis=-1))
   colors = shade(albedo, normals, means, light_position, shading_mode,
                  settings.ambient, settings.diffuse)

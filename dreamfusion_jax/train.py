@@ -117,6 +117,16 @@ def draw_view(key, step, config) -> ViewDraw:
   return ViewDraw(cam, light, mode.astype(jnp.int32), k_render)
 
 
+def needs_normals(config) -> bool:
+  """Whether a training render reads its normals: shaded renders, or an orientation-loss weight.
+
+  With ablation.shading False every render is albedo, so only the orientation loss would read
+  them; with its weights at 0 the step skips the density gradient's second backward pass.
+  """
+  s = config.schedule
+  return bool(config.ablation.shading or s.orientation_start > 0 or s.orientation_end > 0)
+
+
 def replica_key(key, step, replica_id):
   """The step key folded with the step, then with the global replica index."""
   return jax.random.fold_in(jax.random.fold_in(key, step), replica_id)
@@ -139,7 +149,7 @@ def loss_fn(params, model: Model, frozen: Frozen, views: ViewDraw, key_sds, step
   field_fn, background_fn = field_lib.bind(model.nerf, model.background, params)
   variance = field_lib.ipe_variance(schedules.lambda_sigma(step, config),
                                     config.field.ipe_covariance)
-  settings = render.RenderSettings.from_config(config)
+  settings = render.RenderSettings.from_config(config)._replace(normals=needs_normals(config))
   res = config.render.resolution
 
   def render_one(view: ViewDraw):

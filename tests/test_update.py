@@ -79,3 +79,36 @@ def test_non_finite_step_is_skipped_and_counted(runs):
   np.testing.assert_array_equal(r['finite'], [True, False, True])
   assert r['skipped'] == 1 and r['step'] == 3
   assert str(r['digest']) != str(runs['digest_a']['digest'])
+
+
+def test_skipping_unread_normals_keeps_the_loss_and_its_gradient(monkeypatch):
+  """With every render albedo and the orientation weights at 0, nothing reads the normals: the
+  step without the density gradient's second backward pass has the same SDS loss and gradient."""
+  import jax
+  from dreamfusion_jax import train
+  from tests import standins, update_worker
+
+  config = update_worker.tiny_config('adam')
+  assert train.needs_normals(config)  # the paper's shading mix reads them
+  config.ablation.shading = False
+  assert train.needs_normals(config)  # ... and so does the orientation loss
+  config.schedule.orientation_start = config.schedule.orientation_end = 0.0
+  assert not train.needs_normals(config)
+  model = train.build_model(config, standins.gaussian_guidance(config))
+  state = train.init_state(model, jax.random.PRNGKey(0))
+  frozen = train.make_frozen(model)
+  views, key_sds = train.draw_replica(jax.random.PRNGKey(3), 0, 0, config)
+
+  def grads_and_metrics():
+    grads, (metrics, _) = jax.grad(train.loss_fn, has_aux=True)(state.params, model, frozen,
+                                                                views, key_sds, state.step)
+    return np.concatenate([np.ravel(g) for g in jax.tree.leaves(grads)]), metrics
+
+  g_without, m_without = grads_and_metrics()
+  monkeypatch.setattr(train, 'needs_normals', lambda config: True)
+  g_with, m_with = grads_and_metrics()
+  assert m_with['loss_orientation'] > 0 and m_without['loss_orientation'] == 0
+  np.testing.assert_allclose(m_without['loss_sds'], m_with['loss_sds'], rtol=1e-6)
+  scale = np.abs(g_with).max()
+  assert scale > 0
+  np.testing.assert_allclose(g_without, g_with, rtol=1e-5, atol=1e-6 * scale)
