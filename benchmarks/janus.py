@@ -2,6 +2,7 @@
 
   python -m benchmarks.janus                         # 45 runs, 3 seeds (~100 min, 2 cores)
   python -m benchmarks.janus --seeds=0 --noise=0.3   # one seed at one caption noise
+  python -m benchmarks.janus --study=denoise         # the one-step check of each guidance
 
 The target is the onion hamburger (scenes.onion_hamburger): the toy hamburger with its ketchup
 mark on the front and a red-onion slice on its own left side, so a left-side view and a
@@ -27,11 +28,21 @@ Columns, means over seeds with the spread (max - min) in brackets, or fractions 
 """
 import argparse
 import itertools
+from typing import Dict
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import toy_sweep
+from dreamfusion_jax import camera as camera_lib
+from dreamfusion_jax import prompts
+from dreamfusion_jax import render
+from dreamfusion_jax import scenes
+from dreamfusion_jax import sds
 from dreamfusion_jax import toy
+from dreamfusion_jax import train
+from dreamfusion_jax import views
 
 TARGET = 'onion hamburger'
 # The prior knows the target and the toy world's other objects (configs/toy.py's toy.objects with
@@ -111,13 +122,90 @@ def table(rows):
   return '\n'.join(lines)
 
 
+# The one-step check (--study=denoise): the true view at 30 degrees elevation and these azimuths,
+# noised at these t with this many draws each, denoised once; Perp-Neg at these fractions of the
+# config's negative weights (prompts.neg_*, threestudio's).
+DENOISE_VIEWS = (('front', 0.0), ('left', 90.0), ('back', 180.0), ('right', -90.0))
+DENOISE_T = (0.15, 0.3, 0.5)
+DENOISE_DRAWS = 8
+PERP_NEG_SCALES = (1.0, 0.25, 0.1, 0.05)
+
+
+def denoise_errors(view_mode: str, negatives: str, noise: float, scale: float = 1.0) -> Dict:
+  """One guided denoising step of the true object, as training guides it.
+
+  For each DENOISE_VIEWS view: its albedo truth x (H, W, 3) at the held-out distance, noised to
+  z = alpha x + sigma eps, denoised once to x_hat = (z - sigma eps_hat) / alpha, eps_hat from
+  sds.guided_eps with that view's embeddings (train.make_frozen's tables, the negatives' weights
+  times `scale`). Returns {view: (mean squared error of x_hat to x, ketchup fraction of x_hat)},
+  means over DENOISE_T and DENOISE_DRAWS. A guidance that only adds what the view should show
+  keeps the error near plain CFG's and the ketchup off the back.
+  """
+  config = toy_sweep.toy_config()
+  config.update_from_flattened_dict(toy_sweep.scaled(SIZE, {
+      'prompts.view_mode': view_mode, 'prompts.negatives': negatives,
+      'toy.caption_noise': noise}))
+  guidance = toy.build_guidance(config)
+  model = train.build_model(config, guidance)
+  frozen = train.make_frozen(model)
+  truth_fn = scenes.scene_field(scenes.get(config.prompt), config.toy.sharpness)
+  settings = render.RenderSettings.from_config(config, randomized=False)
+  out = {}
+  for name, azimuth in DENOISE_VIEWS:
+    cam = camera_lib.camera_from_angles(30.0, azimuth, config.toy.eval_distance,
+                                        config.toy.eval_focal_mult)
+    x = views.render_kinds(truth_fn, toy.white_background, cam, config.render.resolution,
+                           jnp.float32(0.0), views.headlight(cam), settings)['albedo']
+    weights = prompts.view_weights(jnp.float32(30.0), jnp.float32(azimuth), config.prompts)
+    table = lambda t: jnp.tensordot(weights, t, axes=1)[None]
+    negs = {}
+    if frozen.neg_table is not None:
+      negs = dict(neg_emb=table(frozen.neg_table), neg_weights=scale * table(frozen.neg_weights))
+    errors, ketchup = [], []
+    for t in DENOISE_T:
+      for draw in range(DENOISE_DRAWS):
+        tt = jnp.full((1,), t)
+        alpha, sigma = guidance.schedule.alpha_sigma(tt)
+        z = alpha * x[None] + sigma * jax.random.normal(jax.random.PRNGKey(draw), (1,) + x.shape)
+        eps_hat = sds.guided_eps(guidance, frozen.guidance_params, z, tt,
+                                 table(frozen.cond_table), table(frozen.uncond_table),
+                                 config.guidance.scale, **negs)
+        x_hat = np.clip(np.asarray((z - sigma * eps_hat) / alpha)[0], 0.0, 1.0)
+        errors.append(float(np.mean((x_hat - np.asarray(x)) ** 2)))
+        ketchup.append(toy.mark_fraction(x_hat, scenes.KETCHUP))
+    out[name] = (float(np.mean(errors)), float(np.mean(ketchup)))
+  return out
+
+
+def denoise_table(noises) -> str:
+  """Markdown: denoise_errors of every guidance the sweep uses, and Perp-Neg's weight scales."""
+  names = [name for name, _ in DENOISE_VIEWS]
+  lines = ['| view_mode | negatives | p | ' + ' | '.join(names) + ' |', '|' + ' --- |' * 7]
+  for noise in noises:
+    for view_mode in ('discrete', 'fine'):
+      cases = [('none', 1.0), ('views', 1.0)] + [('perp_neg', s) for s in PERP_NEG_SCALES]
+      for negatives, scale in cases:
+        errs = denoise_errors(view_mode, negatives, noise, scale)
+        label = negatives if negatives != 'perp_neg' else f'perp_neg x{scale:g}'
+        lines.append(f'| {view_mode} | {label} | {noise:g} | ' + ' | '.join(
+            f'{errs[n][0]:.4f} ({errs[n][1]:.3f})' for n in names) + ' |')
+        print(lines[-1], flush=True)
+  return '\n'.join(lines)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   toy_sweep.add_arguments(parser, 'janus.jsonl')
   parser.add_argument('--noise', default=','.join(map(str, NOISES)),
                       help='comma-separated caption noise levels')
+  parser.add_argument('--study', default='sweep', choices=('sweep', 'denoise'),
+                      help="'sweep': the training runs; 'denoise': the one-step check of each "
+                           'guidance against the true views (DENOISE_VIEWS), in a minute')
   args = parser.parse_args()
   noises = [float(p) for p in args.noise.split(',')]
+  if args.study == 'denoise':
+    print('\n' + denoise_table(noises))
+    return
   sweep = runs(toy_sweep.seeds_of(args), noises)
   rows = toy_sweep.run_all(sweep, args.jobs, args.out, SIZE, score)
   rows = with_shared_runs([r for r in rows if r['study'] == 'janus'], noises)
