@@ -77,6 +77,21 @@ def done_before(out_path: str) -> List[Dict]:
     return [json.loads(line) for line in f if line.strip()]
 
 
+def build_priors(runs: Sequence[Run], size: Dict) -> None:
+  """Builds, in this process, each prior the runs read that is not cached yet, once: the workers
+  then load it instead of each building the same one."""
+  from dreamfusion_jax import toy  # pylint: disable=import-outside-toplevel
+  seen = set()
+  for _, _, overrides in runs:
+    config = toy_config()
+    config.update_from_flattened_dict(scaled(size, overrides))
+    path = toy.dataset_path(config)
+    if path not in seen and not os.path.exists(path):
+      print(f'building the prior {path}', flush=True)
+      toy.build_dataset(config)
+    seen.add(path)
+
+
 def run_all(runs: Sequence[Run], jobs: int, out_path: str, size: Dict,
             score: Callable[[Dict], Dict]) -> List[Dict]:
   """Runs each (study, setting, overrides) at `size` on `jobs` workers and appends its row
@@ -96,6 +111,7 @@ def run_all(runs: Sequence[Run], jobs: int, out_path: str, size: Dict,
   pending = [run for run in runs if _key(run[0], run[1], run[2]['seed']) not in done]
   if len(pending) < len(runs):
     print(f'{len(runs) - len(pending)} runs already in {out_path}', flush=True)
+  build_priors(pending, size)
   active = []
   with open(out_path, 'a') as out:
     while pending or active:

@@ -119,6 +119,11 @@ def _cache_path(config, names) -> str:
   return os.path.join(os.path.expanduser(config.toy.cache_dir), f'toy_{digest[:16]}.npz')
 
 
+def dataset_path(config) -> str:
+  """The cache file build_dataset reads and writes for this config."""
+  return _cache_path(config, _object_names(config))
+
+
 def noisy_rows(rng: np.random.Generator, rows: np.ndarray, num_rows: int, p: float) -> np.ndarray:
   """Caption noise (a prior that understands views poorly): each image's caption row, with
   probability p, loses its view word (row 0, the bare object name) or, with equal chance, takes a
@@ -135,7 +140,7 @@ def noisy_rows(rng: np.random.Generator, rows: np.ndarray, num_rows: int, p: flo
 def build_dataset(config) -> Tuple[np.ndarray, List[str]]:
   """Images (N, H, W, 3) float32 in [0, 1] and their captions, cached on disk."""
   names = _object_names(config)
-  path = _cache_path(config, names)
+  path = dataset_path(config)
   if os.path.exists(path):
     with np.load(path) as data:
       return data['images'].astype(np.float32) / 255.0, [str(c) for c in data['captions']]
