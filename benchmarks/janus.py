@@ -131,36 +131,48 @@ DENOISE_DRAWS = 8
 PERP_NEG_SCALES = (1.0, 0.25, 0.1, 0.05)
 
 
-def denoise_errors(view_mode: str, negatives: str, noise: float, scale: float = 1.0) -> Dict:
-  """One guided denoising step of the true object, as training guides it.
-
-  For each DENOISE_VIEWS view: its albedo truth x (H, W, 3) at the held-out distance, noised to
-  z = alpha x + sigma eps, denoised once to x_hat = (z - sigma eps_hat) / alpha, eps_hat from
-  sds.guided_eps with that view's embeddings (train.make_frozen's tables, the negatives' weights
-  times `scale`). Returns {view: (mean squared error of x_hat to x, ketchup fraction of x_hat)},
-  means over DENOISE_T and DENOISE_DRAWS. A guidance that only adds what the view should show
-  keeps the error near plain CFG's and the ketchup off the back.
-  """
+def denoise_config(view_mode: str, noise: float):
+  """The sweep's config for one view mode and caption noise, and its prior (built once)."""
   config = toy_sweep.toy_config()
   config.update_from_flattened_dict(toy_sweep.scaled(SIZE, {
-      'prompts.view_mode': view_mode, 'prompts.negatives': negatives,
-      'toy.caption_noise': noise}))
-  guidance = toy.build_guidance(config)
-  model = train.build_model(config, guidance)
-  frozen = train.make_frozen(model)
+      'prompts.view_mode': view_mode, 'toy.caption_noise': noise}))
+  return config, toy.build_guidance(config)
+
+
+def true_views(config) -> Dict:
+  """{name: albedo truth (H, W, 3)} of the DENOISE_VIEWS at 30 degrees, the held-out distance."""
   truth_fn = scenes.scene_field(scenes.get(config.prompt), config.toy.sharpness)
   settings = render.RenderSettings.from_config(config, randomized=False)
   out = {}
   for name, azimuth in DENOISE_VIEWS:
     cam = camera_lib.camera_from_angles(30.0, azimuth, config.toy.eval_distance,
                                         config.toy.eval_focal_mult)
-    x = views.render_kinds(truth_fn, toy.white_background, cam, config.render.resolution,
-                           jnp.float32(0.0), views.headlight(cam), settings)['albedo']
+    out[name] = views.render_kinds(truth_fn, toy.white_background, cam, config.render.resolution,
+                                   jnp.float32(0.0), views.headlight(cam), settings)['albedo']
+  return out
+
+
+def denoise_errors(config, guidance, truths: Dict, negatives: str, scale: float = 1.0) -> Dict:
+  """One guided denoising step of the true object, as training guides it.
+
+  For each DENOISE_VIEWS view: its truth x (H, W, 3) (true_views), noised to
+  z = alpha x + sigma eps, denoised once to x_hat = (z - sigma eps_hat) / alpha, eps_hat from
+  sds.guided_eps with that view's embeddings (train.make_frozen's tables with prompts.negatives =
+  `negatives`, the negatives' weights times `scale`). Returns {view: (mean squared error of x_hat
+  to x, ketchup fraction of x_hat)}, means over DENOISE_T and DENOISE_DRAWS. A guidance that only
+  adds what the view should show keeps the error near plain CFG's and the ketchup off the back.
+  """
+  config = config.copy_and_resolve_references()
+  config.prompts.negatives = negatives
+  frozen = train.make_frozen(train.build_model(config, guidance))
+  out = {}
+  for name, azimuth in DENOISE_VIEWS:
+    x = truths[name]
     weights = prompts.view_weights(jnp.float32(30.0), jnp.float32(azimuth), config.prompts)
-    table = lambda t: jnp.tensordot(weights, t, axes=1)[None]
+    row_of = lambda table: jnp.tensordot(weights, table, axes=1)[None]  # The view's row, (1, ...).
     negs = {}
     if frozen.neg_table is not None:
-      negs = dict(neg_emb=table(frozen.neg_table), neg_weights=scale * table(frozen.neg_weights))
+      negs = dict(neg_emb=row_of(frozen.neg_table), neg_weights=scale * row_of(frozen.neg_weights))
     errors, ketchup = [], []
     for t in DENOISE_T:
       for draw in range(DENOISE_DRAWS):
@@ -168,7 +180,7 @@ def denoise_errors(view_mode: str, negatives: str, noise: float, scale: float = 
         alpha, sigma = guidance.schedule.alpha_sigma(tt)
         z = alpha * x[None] + sigma * jax.random.normal(jax.random.PRNGKey(draw), (1,) + x.shape)
         eps_hat = sds.guided_eps(guidance, frozen.guidance_params, z, tt,
-                                 table(frozen.cond_table), table(frozen.uncond_table),
+                                 row_of(frozen.cond_table), row_of(frozen.uncond_table),
                                  config.guidance.scale, **negs)
         x_hat = np.clip(np.asarray((z - sigma * eps_hat) / alpha)[0], 0.0, 1.0)
         errors.append(float(np.mean((x_hat - np.asarray(x)) ** 2)))
@@ -181,11 +193,13 @@ def denoise_table(noises) -> str:
   """Markdown: denoise_errors of every guidance the sweep uses, and Perp-Neg's weight scales."""
   names = [name for name, _ in DENOISE_VIEWS]
   lines = ['| view_mode | negatives | p | ' + ' | '.join(names) + ' |', '|' + ' --- |' * 7]
+  cases = [('none', 1.0), ('views', 1.0)] + [('perp_neg', s) for s in PERP_NEG_SCALES]
   for noise in noises:
     for view_mode in ('discrete', 'fine'):
-      cases = [('none', 1.0), ('views', 1.0)] + [('perp_neg', s) for s in PERP_NEG_SCALES]
+      config, guidance = denoise_config(view_mode, noise)
+      truths = true_views(config)
       for negatives, scale in cases:
-        errs = denoise_errors(view_mode, negatives, noise, scale)
+        errs = denoise_errors(config, guidance, truths, negatives, scale)
         label = negatives if negatives != 'perp_neg' else f'perp_neg x{scale:g}'
         lines.append(f'| {view_mode} | {label} | {noise:g} | ' + ' | '.join(
             f'{errs[n][0]:.4f} ({errs[n][1]:.3f})' for n in names) + ' |')
