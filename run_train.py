@@ -75,7 +75,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
   maybe_initialize_distributed()
   from dreamfusion_jax import checkpoints, runner
-  checkpoints.ignore_closed_event_loop_noise()
+  checkpoints.silence_orbax_echoes()
   from dreamfusion_jax.errors import RunError, SetupError
   try:
     results = runner.run(_CONFIG.value, _WORKDIR.value, overwrite=_OVERWRITE.value)

@@ -19,6 +19,7 @@ What orbax 0.12.8 gives, and what this module adds:
     (max_to_keep) only after the new one is committed, so a failed save never costs one.
 """
 import contextlib
+import logging as pylogging
 import os
 import shutil
 import sys
@@ -79,23 +80,39 @@ def _quiet_orbax():
     logging.set_verbosity(verbosity)
 
 
-def ignore_closed_event_loop_noise() -> None:
-  """Stops orbax's 'Event loop is closed' noise from reaching stderr (run_train.py calls this).
+def _is_orbax_echo(error: Optional[BaseException], message: str) -> bool:
+  """Whether an orphaned asyncio error is one of orbax's echoes of a failed write or read."""
+  if isinstance(error, RuntimeError) and str(error) == 'Event loop is closed':
+    return True
+  return message.split('\n', 1)[0].endswith('exception was never retrieved')
 
-  When a checkpoint write fails, a callback in orbax's writer thread is posted to an asyncio loop
-  that has already been closed, and Python prints that RuntimeError as an 'Exception ignored'
-  traceback beside our own message. save() reports the failure itself, so exactly this one error
-  is dropped; every other unraisable exception still goes to the previous hook.
+
+def silence_orbax_echoes() -> None:
+  """Keeps orbax's echoes of a failed checkpoint write or read off stderr (run_train.py calls it).
+
+  When a write or a read fails, orbax's threads leave two kinds of orphaned asyncio errors, which
+  Python prints whenever they happen or are garbage collected: before, among or after our own
+  message, each with a traceback.
+    - Callbacks posted to an event loop already closed: 'Event loop is closed' RuntimeErrors,
+      printed through sys.unraisablehook.
+    - Tasks and futures whose error nobody retrieved: 'Task exception was never retrieved' and the
+      writer's traceback, logged by the 'asyncio' logger.
+  Saving is synchronous, so every such failure also surfaces in save() or restore_latest(), which
+  report it in words: exactly these two are dropped. Every other unraisable exception and every
+  other asyncio log record still gets through (this program runs no asyncio code of its own).
   """
   previous = sys.unraisablehook
 
   def hook(unraisable):
-    error = unraisable.exc_value
-    if isinstance(error, RuntimeError) and str(error) == 'Event loop is closed':
-      return
-    previous(unraisable)
+    if not _is_orbax_echo(unraisable.exc_value, ''):
+      previous(unraisable)
+
+  def keep(record: pylogging.LogRecord) -> bool:
+    error = record.exc_info[1] if record.exc_info else None
+    return not _is_orbax_echo(error, record.getMessage())
 
   sys.unraisablehook = hook
+  pylogging.getLogger('asyncio').addFilter(keep)
 
 
 def save(mgr: ocp.CheckpointManager, state: train.TrainState) -> None:
