@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -58,9 +58,19 @@ def train(overrides: Dict) -> Dict:
   return metrics
 
 
-def launch(overrides: Dict) -> subprocess.Popen:
-  """A worker process for one run: single-threaded XLA, its metrics as the last stdout line."""
+def launch(overrides: Dict, compile_cache: Optional[str] = None) -> subprocess.Popen:
+  """A worker process for one run: single-threaded XLA, its metrics as the last stdout line.
+
+  compile_cache: a directory for JAX's persistent compilation cache, shared by a sweep's workers.
+  Every program, down to the eager ops, is compiled by the first run that needs it and loaded by
+  the rest: the same executable, so the same results (the same params_digest, measured), and a
+  Janus run alone takes 89 s instead of 111.
+  """
   env = dict(os.environ, XLA_FLAGS='--xla_cpu_multi_thread_eigen=false')
+  if compile_cache:
+    env.update(JAX_COMPILATION_CACHE_DIR=compile_cache,
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
+               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0')
   return subprocess.Popen([sys.executable, '-m', 'benchmarks.toy_sweep', json.dumps(overrides)],
                           cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -113,11 +123,11 @@ def run_all(runs: Sequence[Run], jobs: int, out_path: str, size: Dict,
     print(f'{len(runs) - len(pending)} runs already in {out_path}', flush=True)
   build_priors(pending, size)
   active = []
-  with open(out_path, 'a') as out:
+  with open(out_path, 'a') as out, tempfile.TemporaryDirectory(prefix='jax_cache_') as cache:
     while pending or active:
       while pending and len(active) < jobs:
         study, setting, overrides = pending.pop(0)
-        active.append((study, setting, overrides, launch(scaled(size, overrides))))
+        active.append((study, setting, overrides, launch(scaled(size, overrides), cache)))
       time.sleep(1.0)
       for item in list(active):
         study, setting, overrides, proc = item
