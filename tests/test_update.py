@@ -99,9 +99,9 @@ def test_skipping_unread_normals_keeps_the_loss_and_its_gradient(monkeypatch):
   frozen = train.make_frozen(model)
   views, key_sds = train.draw_replica(jax.random.PRNGKey(3), 0, 0, config)
 
-  def grads_and_metrics():
-    grads, (metrics, _) = jax.grad(train.loss_fn, has_aux=True)(state.params, model, frozen,
-                                                                views, key_sds, state.step)
+  def grads_and_metrics():  # Compiled (op by op it takes a minute); traced anew each call.
+    grads, (metrics, _) = jax.jit(jax.grad(lambda params: train.loss_fn(
+        params, model, frozen, views, key_sds, state.step), has_aux=True))(state.params)
     return np.concatenate([np.ravel(g) for g in jax.tree.leaves(grads)]), metrics
 
   g_without, m_without = grads_and_metrics()

@@ -49,11 +49,13 @@ def run_replicas(optimizer: str):
 
   # The same step on one device: each replica's draws from its folded key, its gradient,
   # the mean of the gradients, one optimizer update.
-  direct_views, direct_t, grads = [], [], []
+  # One compiled gradient (op-by-op it costs minutes), called once per replica.
+  grad_fn = jax.jit(jax.grad(lambda params, frozen, views, key_sds, step: train.loss_fn(
+      params, model, frozen, views, key_sds, step), has_aux=True))
+  direct_views, grads = [], []
   for r in range(num):
     views, key_sds = train.draw_replica(key, state.step, r, model.config)
-    g, (_, per_view) = jax.grad(train.loss_fn, has_aux=True)(state.params, model, frozen, views,
-                                                             key_sds, state.step)
+    g, (_, per_view) = grad_fn(state.params, frozen, views, key_sds, state.step)
     grads.append(g)
     direct_views.append(per_view)
   mean_grads = jax.tree.map(lambda *g: sum(g) / num, *grads)
