@@ -1,6 +1,7 @@
 """Janus, measured in the toy world (not a test: it prints a table and writes JSON).
 
-  python -m benchmarks.janus                         # 45 runs, 3 seeds (< 85 min, 2 cores)
+  python -m benchmarks.janus                         # 45 runs, 3 seeds (< 85 min, 2 workers)
+  python -m benchmarks.janus --jobs=1                # one worker: 89 min, priors included
   python -m benchmarks.janus --seeds=0 --noise=0.3   # one seed at one caption noise
   python -m benchmarks.janus --study=denoise         # the one-step check of each guidance
 
