@@ -214,7 +214,7 @@ def test_sds_gradient_flows_through_the_vae_and_matches_finite_differences(backe
   def loss(backend_, x):
     return sds.sds_loss(backend_, small.params, x, cond, uncond, key, **kwargs)[0]
 
-  # Compiled: op by op the UNet's gradient takes most of a minute.
+  # Compiled: op by op this test took 59 s, compiled 39 s.
   grad_x = jax.jit(jax.grad(lambda x: loss(small, x)))(x0)
   # d loss / d z = w(t) (eps_hat - eps) at z0, from the same key through an identity encoder.
   z0 = small.encode(small.params, x0)

