@@ -6,7 +6,7 @@ setup(
     version="0.1.0",
     description="A faithful JAX/Flax reimplementation of DreamFusion (Poole et al., ICLR 2023).",
     packages=find_packages(include=["dreamfusion_jax", "dreamfusion_jax.*"]),
-    python_requires=">=3.10",
+    python_requires=">=3.11",  # jax 0.10.2 needs Python >= 3.11.
     install_requires=[
         # JAX stack: pinned to the versions the test suite runs against.
         "jax==0.10.2",

@@ -47,10 +47,10 @@ def peak_memory_mb() -> float:
 
 
 def bench_vae_and_unet(config, backend, repeats):
-  """(VAE encode + backward s, UNet call s) on a batch of views_per_device renders."""
+  """(VAE encode + backward s, UNet call s) on a batch of render.batch_size renders (one device)."""
   if not hasattr(backend, 'vae'):
     return float('nan'), float('nan')
-  views, res = config.render.views_per_device, config.render.resolution
+  views, res = config.render.batch_size, config.render.resolution
   x = jax.random.uniform(jax.random.PRNGKey(0), (views, res, res, 3))
   params = backend.params
   encode_grad = jax.jit(jax.grad(lambda x: jnp.sum(backend.encode(params, x))))

@@ -60,7 +60,7 @@ def bench_update(config, repeats, backend=None):
 
 
 def bench_render_backward(config, state, model, repeats):
-  views, _ = train.draw_replica(jax.random.PRNGKey(2), 2000, 0, config)
+  views = train.draw_replica(jax.random.PRNGKey(2), 2000, 0, config, config.render.batch_size)
   settings = render.RenderSettings.from_config(config)
   res = config.render.resolution
   variance = jnp.float32(schedules.lambda_sigma(0, config))
@@ -76,7 +76,7 @@ def bench_render_backward(config, state, model, repeats):
     return jax.grad(loss)(params)
 
   _, steady = timed(lambda: grad_of_render(state.params, views), repeats)
-  samples = (config.render.views_per_device * res * res *
+  samples = (config.render.batch_size * res * res *
              (config.render.num_samples + config.render.num_importance_samples))
   return steady, samples / steady
 
@@ -99,7 +99,7 @@ def sd21_unet_guidance(views: int):
 
 
 def bench_guidance(config, model, repeats, unet: bool):
-  views = config.render.views_per_device
+  views = config.render.batch_size
   if unet:
     fn, args = sd21_unet_guidance(views)
     return timed(lambda: fn(*args), repeats)[1]

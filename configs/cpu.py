@@ -10,6 +10,7 @@ def get_config():
   c = base.get_config()
   c.num_steps = 200  # A short run.
   c.render.resolution = 32  # 32x32 renders instead of 64x64.
+  c.render.batch_size = 1  # One view per step instead of the paper's 4.
   c.render.num_samples = 32  # Stratified samples per ray.
   c.render.num_importance_samples = 16  # Importance samples per ray.
   c.field.width = 32  # Narrower MLP ...

@@ -145,7 +145,7 @@ def _rules() -> Dict[str, Rule]:
       'field.bg_width': POSITIVE_INT,
       'field.bg_num_layers': POSITIVE_INT,
       'render.resolution': POSITIVE_INT,
-      'render.views_per_device': POSITIVE_INT,
+      'render.batch_size': POSITIVE_INT,
       'render.bound_radius': POSITIVE,
       'render.near': NON_NEGATIVE,
       'render.num_samples': POSITIVE_INT,

@@ -190,7 +190,12 @@ def from_writer(fn: Callable, like=None):
 
 
 def check_writable(workdir: str) -> None:
-  """SetupError unless the workdir exists (or can be made) and takes a new file."""
+  """SetupError unless the workdir exists (or can be made) and takes a new file.
+
+  Leaves no trace: directories it had to make for the check are removed again (the run makes
+  them for good once set-up has succeeded, claim_workdir).
+  """
+  made = _missing_ancestors(workdir)
   try:
     os.makedirs(workdir, exist_ok=True)
     with tempfile.TemporaryFile(dir=workdir):
@@ -198,6 +203,19 @@ def check_writable(workdir: str) -> None:
   except OSError as e:
     raise SetupError(f'--workdir={workdir}: cannot write there ({e.strerror or e}); choose a '
                      'directory you can write to') from e
+  finally:
+    for path in made:  # Deepest first.
+      if os.path.isdir(path) and not os.listdir(path):
+        os.rmdir(path)
+
+
+def _missing_ancestors(workdir: str) -> list:
+  """workdir and those of its parents that do not exist yet, deepest first."""
+  missing, path = [], os.path.abspath(workdir)
+  while not os.path.exists(path):
+    missing.append(path)
+    path = os.path.dirname(path)
+  return missing
 
 
 def remove_run(workdir: str) -> None:
@@ -234,12 +252,23 @@ def check_reuse(config, workdir: str) -> None:
                      f'run). {fix}')
 
 
-def prepare_workdir(config, workdir: str, overwrite: bool) -> None:
-  """Checks the workdir is writable and free for this config, then writes config.json."""
+def check_workdir(config, workdir: str, overwrite: bool) -> None:
+  """SetupError unless the workdir is writable and free for this config (any run, with
+  overwrite). Writes nothing: a run that fails at set-up leaves the workdir as it was."""
   check_writable(workdir)
+  if not overwrite:
+    check_reuse(config, workdir)
+
+
+def claim_workdir(workdir: str, overwrite: bool) -> None:
+  """Once set-up has succeeded: makes the workdir, deleting an earlier run there if overwrite."""
+  os.makedirs(workdir, exist_ok=True)
   if overwrite:
     remove_run(workdir)
-  check_reuse(config, workdir)
+
+
+def write_config(config, workdir: str) -> None:
+  """WORKDIR/config.json, the resolved config (after the checkpoints were found compatible)."""
   write_text(os.path.join(workdir, 'config.json'),
              config.to_json_best_effort(indent=2, sort_keys=True))
 
@@ -276,18 +305,23 @@ def run(config, workdir: str, evaluate: Optional[EvaluateFn] = None, overwrite: 
 
   Before anything is built: checks every config field against `reference` (configs/base.py by
   default; config_check.py) and the workdir (writable; no run of another config there unless
-  `overwrite`, which deletes it). Writes WORKDIR/config.json (the resolved config), checkpoints,
+  `overwrite`, which deletes it once the prior has loaded). A run that fails at set-up (a bad
+  config, a model that cannot load, fewer steps than its checkpoints) changes nothing in the
+  workdir. Writes WORKDIR/config.json (the resolved config), checkpoints,
   TensorBoard events, previews and WORKDIR/metrics.json (final metrics, skipped steps, wall time,
   params_digest and whatever `evaluate` returns). Returns the metrics dict.
 
   Raises SetupError for a bad config or workdir, RunError when a checkpoint cannot be written.
   """
   config_check.check(config, reference)
-  from_writer(lambda: prepare_workdir(config, workdir, overwrite))
-  model = train.build_model(config, guidance_lib.build(config))
+  train.views_per_device(config)  # SetupError unless render.batch_size splits over the devices.
+  from_writer(lambda: check_workdir(config, workdir, overwrite))
+  model = train.build_model(config, guidance_lib.build(config))  # Loads the prior (slow).
+  from_writer(lambda: claim_workdir(workdir, overwrite))
   key_init, key_train = jax.random.split(jax.random.PRNGKey(config.seed))
   fresh = train.init_state(model, key_init)
   state, manager = restore_state(config, workdir, fresh)
+  from_writer(lambda: write_config(config, workdir))
   start_step = int(state.step)
   state, frozen = train.replicate(state), train.replicate(train.make_frozen(model))
   ids = train.global_replica_ids()
@@ -366,6 +400,8 @@ def finish(config, workdir, model, state, initial, last, evaluate, start_step, s
       resumed_from_step=start_step,
       wall_time_s=time.time() - start_time,
       params_digest=train.params_digest(params),
+      # The prior's model, revision and weight hashes, where the backend knows them (SD).
+      guidance_model=getattr(model.guidance, 'provenance', None),
       final=last,
       **{f'initial_{k}': v for k, v in initial.items()},
       **evaluate(model, params, int(replicas[0].step)))

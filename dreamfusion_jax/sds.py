@@ -102,7 +102,19 @@ def guided_eps(guidance, gparams, z_t, t, cond_emb, uncond_emb, omega, neg_emb=N
   return perp_neg_guidance(eps_uncond, eps_cond, eps_negs, neg_weights, omega)
 
 
-def sds_loss(guidance, gparams, x, cond_emb, uncond_emb, key, *, omega: float, weighting: str,
+def draw_noise(schedule, keys, z_shape, t_range):
+  """t and eps of each view from its own key, so a view draws the same on any device layout.
+
+  Args: keys (B,) one PRNG key per view; z_shape (B, ...). Returns t (B,), eps (B, ...).
+  """
+  def one(key):
+    key_t, key_eps = jax.random.split(key)
+    return (schedule.sample_t(key_t, (), t_range),
+            jax.random.normal(key_eps, tuple(z_shape[1:]), jnp.float32))
+  return jax.vmap(one)(keys)
+
+
+def sds_loss(guidance, gparams, x, cond_emb, uncond_emb, keys, *, omega: float, weighting: str,
              t_range: Tuple[float, float], neg_emb=None,
              neg_weights=None) -> Tuple[jnp.ndarray, Dict[str, jnp.ndarray]]:
   """The SDS surrogate of a batch of renders, averaged over the batch.
@@ -113,7 +125,7 @@ def sds_loss(guidance, gparams, x, cond_emb, uncond_emb, key, *, omega: float, w
     guidance: a backend (guidance/__init__.py); gparams its frozen params.
     x: (B, H, W, 3) renders in [0, 1].
     cond_emb, uncond_emb: (B, ...) per-view conditional and unconditional embeddings.
-    key: PRNG key for t and eps.
+    keys: (B,) PRNG keys, one per view, for its t and eps (draw_noise).
     neg_emb, neg_weights: (B, K, ...), (B, K) Perp-Neg negatives (guided_eps), or None.
 
   Returns:
@@ -121,10 +133,9 @@ def sds_loss(guidance, gparams, x, cond_emb, uncond_emb, key, *, omega: float, w
     aux: t (B,) and grad_norm (B,) = |w(t) (eps_hat - eps)|, the SDS gradient on z.
   """
   z = guidance.encode(gparams, x)
-  key_t, key_eps = jax.random.split(key)
-  t = guidance.schedule.sample_t(key_t, z.shape[:1], t_range)
+  t, eps = draw_noise(guidance.schedule, keys, z.shape, t_range)
   alpha, sigma = guidance.schedule.alpha_sigma(t)
-  eps = jax.random.normal(key_eps, z.shape, z.dtype)
+  eps = eps.astype(z.dtype)
   z_t = _expand(alpha, z) * z + _expand(sigma, z) * eps
   eps_hat = guided_eps(guidance, gparams, z_t, t, cond_emb, uncond_emb, omega, neg_emb,
                        neg_weights)

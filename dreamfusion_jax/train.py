@@ -2,11 +2,13 @@
 
 update(state, frozen, key, replica_id) -> (state, metrics), jax.pmap'd over local devices:
 
-  1. Randomness: the step key is folded with the step, then with the GLOBAL replica index
-     (process_index * local_device_count + local index), so a replica draws the same cameras,
-     lights, shading modes, t and eps whatever the device/process layout.
-  2. Each replica renders views_per_device views and takes the gradient of
-     SDS + orientation + opacity w.r.t. the NeRF and background params.
+  1. Randomness: the step key is folded with the step, then with the GLOBAL view index (replica
+     index x views per device + the view's place on its device), so view v of a step draws the
+     same camera, light, shading mode, t and eps whatever the device/process layout: one device
+     rendering the batch of 4 and four devices rendering one each take the same step.
+  2. Each replica renders its views_per_device(config) = render.batch_size / device count views
+     and takes the gradient of SDS + orientation + opacity w.r.t. the NeRF and background
+     params.
   3. Gradients are all-gathered over the replica axis and averaged in replica order: the same
      (num_replicas, ...) array and the same reduction for any layout, so 1 process x 4 devices
      and 2 processes x 2 devices give the same bits.
@@ -14,7 +16,7 @@ update(state, frozen, key, replica_id) -> (state, metrics), jax.pmap'd over loca
   5. params <- params - lr(step) * direction, with the direction from Shampoo or Adam (optim.py).
 """
 import hashlib
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import flax.struct
 import jax
@@ -30,6 +32,7 @@ from dreamfusion_jax import prompts
 from dreamfusion_jax import render
 from dreamfusion_jax import schedules
 from dreamfusion_jax import sds
+from dreamfusion_jax.errors import SetupError
 
 AXIS = 'replicas'  # The pmap axis name.
 
@@ -106,15 +109,21 @@ class ViewDraw(NamedTuple):
   light_position: jnp.ndarray  # (3,)
   shading_mode: jnp.ndarray  # () int32, render.ALBEDO / LAMBERTIAN / TEXTURELESS
   render_key: jnp.ndarray  # sample jitter
+  sds_key: jnp.ndarray  # t and eps of this view's SDS draw (sds.draw_noise)
 
 
 def draw_view(key, step, config) -> ViewDraw:
-  """Camera, light, shading mode and render key of one view [P §3.2, A.2]."""
-  k_cam, k_light, k_mode, k_render = jax.random.split(key, 4)
+  """Camera, light, shading mode, render and SDS keys of one view [P §3.2, A.2].
+
+  `key` is the view's own key (view_key). The two splits are those a replica of one view made
+  before the batch was global, so runs of one view per step keep their bits.
+  """
+  key_views, key_sds = jax.random.split(key)
+  k_cam, k_light, k_mode, k_render = jax.random.split(jax.random.split(key_views, 1)[0], 4)
   cam = camera_lib.sample_camera(k_cam, config.camera)
   light = camera_lib.sample_light(k_light, cam.origin, config.light)
   mode = jax.random.choice(k_mode, 3, p=schedules.shading_probs(step, config))
-  return ViewDraw(cam, light, mode.astype(jnp.int32), k_render)
+  return ViewDraw(cam, light, mode.astype(jnp.int32), k_render, key_sds)
 
 
 def needs_normals(config) -> bool:
@@ -127,23 +136,37 @@ def needs_normals(config) -> bool:
   return bool(config.ablation.shading or s.orientation_start > 0 or s.orientation_end > 0)
 
 
-def replica_key(key, step, replica_id):
-  """The step key folded with the step, then with the global replica index."""
-  return jax.random.fold_in(jax.random.fold_in(key, step), replica_id)
+def views_per_device(config, num_devices: Optional[int] = None) -> int:
+  """render.batch_size (views per step, global) over the devices (all processes' by default).
+
+  Raises SetupError when the batch does not split evenly.
+  """
+  num_devices = jax.device_count() if num_devices is None else num_devices
+  batch = config.render.batch_size
+  if batch % num_devices:
+    raise SetupError(f'config.render.batch_size={batch} does not split over {num_devices} '
+                     f'devices: use a multiple of {num_devices}')
+  return batch // num_devices
 
 
-def draw_replica(key, step, replica_id, config):
-  """All of one replica's randomness for a step: its views and its SDS key."""
-  key_views, key_sds = jax.random.split(replica_key(key, step, replica_id))
-  views = jax.vmap(lambda k: draw_view(k, step, config))(
-      jax.random.split(key_views, config.render.views_per_device))
-  return views, key_sds
+def view_key(key, step, view_id):
+  """The step key folded with the step, then with the global view index."""
+  return jax.random.fold_in(jax.random.fold_in(key, step), view_id)
 
 
-def loss_fn(params, model: Model, frozen: Frozen, views: ViewDraw, key_sds, step):
-  """SDS + weighted regularizers of one replica's views.
+def draw_replica(key, step, replica_id, config, num_views: Optional[int] = None) -> ViewDraw:
+  """All of one replica's randomness for a step: its num_views views (views_per_device by
+  default), global views replica_id * num_views ... + num_views - 1. Fields (num_views, ...)."""
+  num_views = views_per_device(config) if num_views is None else num_views
+  ids = replica_id * num_views + jnp.arange(num_views)
+  return jax.vmap(lambda v: draw_view(view_key(key, step, v), step, config))(ids)
 
-  Returns: loss (), and (metrics: dict of scalars, per_view: dict of (views_per_device,) draws).
+
+def render_views(params, model: Model, views: ViewDraw, step):
+  """The training renders of a replica's views at `step` (its IPE variance, render settings).
+
+  Returns render.render_camera's outputs stacked over views: rgb (V, H, W, 3), acc and
+  orientation (V, H, W), ...
   """
   config = model.config
   field_fn, background_fn = field_lib.bind(model.nerf, model.background, params)
@@ -157,7 +180,16 @@ def loss_fn(params, model: Model, frozen: Frozen, views: ViewDraw, key_sds, step
                                 variance=variance, light_position=view.light_position,
                                 shading_mode=view.shading_mode, settings=settings)
 
-  out = jax.vmap(render_one)(views)
+  return jax.vmap(render_one)(views)
+
+
+def loss_fn(params, model: Model, frozen: Frozen, views: ViewDraw, step):
+  """SDS + weighted regularizers of one replica's views.
+
+  Returns: loss (), and (metrics: dict of scalars, per_view: dict of (num views,) draws).
+  """
+  config = model.config
+  out = render_views(params, model, views, step)
   weights = jax.vmap(lambda c: prompts.view_weights(c.elevation_deg, c.azimuth_deg,
                                                     config.prompts))(views.camera)
   cond = jnp.tensordot(weights, frozen.cond_table, axes=1)
@@ -168,9 +200,9 @@ def loss_fn(params, model: Model, frozen: Frozen, views: ViewDraw, key_sds, step
                      neg_weights=weights @ frozen.neg_weights)
   g = config.guidance
   loss_sds, sds_aux = sds.sds_loss(model.guidance, frozen.guidance_params, out['rgb'], cond, uncond,
-                                   key_sds, omega=g.scale, weighting=g.weighting,
+                                   views.sds_key, omega=g.scale, weighting=g.weighting,
                                    t_range=tuple(g.t_range), **negatives)
-  num_views = config.render.views_per_device
+  num_views = views.render_key.shape[0]
   loss_orient = jnp.mean(losses.orientation_loss(out['orientation'].reshape(num_views, -1)))
   loss_opacity = jnp.mean(losses.opacity_loss(out['acc'].reshape(num_views, -1),
                                               config.loss.opacity_eps))
@@ -206,16 +238,17 @@ def make_update(model: Model):
 
   Returns update(state, frozen, key, replica_id) -> (state, metrics): metrics are scalars averaged
   over replicas, plus metrics['views'], every replica's draws (t, elevation, azimuth, shading
-  mode), each (num_replicas, views_per_device).
+  mode), each (num_replicas, views_per_device(config)).
   """
   config = model.config
   lr_fn = schedules.learning_rate(config)
+  num_views = views_per_device(config)
 
   def update(state: TrainState, frozen: Frozen, key, replica_id):
     step = state.step
-    views, key_sds = draw_replica(key, step, replica_id, config)
+    views = draw_replica(key, step, replica_id, config, num_views)
     grads, (metrics, per_view) = jax.grad(loss_fn, has_aux=True)(state.params, model, frozen,
-                                                                 views, key_sds, step)
+                                                                 views, step)
     if config.debug.nan_step >= 0:
       nan = jnp.where(step == config.debug.nan_step, jnp.nan, 0.0)
       grads = jax.tree.map(lambda g: g + nan, grads)

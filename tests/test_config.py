@@ -41,7 +41,7 @@ def test_command_line_overrides():
       'prog', f"--config={os.path.join(ROOT, 'configs', 'cpu.py')}",
       '--config.guidance.scale=50', '--config.prompts.view_mode=none',
       '--config.ablation.textureless=False', '--config.ablation.shading=False',
-      '--config.render.views_per_device=4', '--config.optimizer.name=adam',
+      '--config.render.batch_size=4', '--config.optimizer.name=adam',
       '--config.schedule.lambda_sigma_steps=123', "--config.prompt=a blue cone",
       '--config.camera.distance_range=(1.2,1.4)',
   ]
@@ -52,7 +52,7 @@ def test_command_line_overrides():
   c = flag_values.config
   assert c.guidance.scale == 50.0 and c.prompts.view_mode == 'none'
   assert c.ablation.textureless is False and c.ablation.shading is False
-  assert c.render.views_per_device == 4 and c.optimizer.name == 'adam'
+  assert c.render.batch_size == 4 and c.optimizer.name == 'adam'
   assert c.schedule.lambda_sigma_steps == 123 and c.prompt == 'a blue cone'
   assert tuple(c.camera.distance_range) == (1.2, 1.4)
   assert c.render.resolution == cpu.get_config().render.resolution  # the rest is cpu.py's

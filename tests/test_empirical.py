@@ -288,8 +288,9 @@ def test_sds_gradient_descent_converges_to_the_captioned_image():
   lr = 0.2
 
   def step(x, key):
-    grad = jax.grad(lambda x: sds.sds_loss(prior, prior.params, x, cond, uncond, key, omega=0.0,
-                                           weighting='sigma2', t_range=(0.02, 0.98))[0])(x)
+    grad = jax.grad(lambda x: sds.sds_loss(prior, prior.params, x, cond, uncond, key[None],
+                                           omega=0.0, weighting='sigma2',
+                                           t_range=(0.02, 0.98))[0])(x)
     return x - lr * grad, None
 
   x0 = jnp.full((1, res, res, 3), 0.5)

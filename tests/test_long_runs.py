@@ -32,6 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS, NAN_STEP, KEPT = 8, 5, 4
 RUN = [
     f'--config.num_steps={STEPS}', '--config.render.resolution=12',
+    '--config.render.batch_size=4',  # One view on each of the 4 devices (2 x 2: the same views).
     '--config.render.num_samples=12', '--config.render.num_importance_samples=4',
     '--config.field.width=16', '--config.field.num_blocks=1',
     '--config.toy.images_per_object=12', "--config.toy.objects=('toy hamburger','red ball')",
@@ -309,10 +310,12 @@ def test_workdir_reuse_with_another_config_is_refused_unless_overwrite(world, re
   assert 'holds a run with another config' in proc.stderr
   assert 'config.log.preview_every: 4 there, 2 now' in proc.stderr
   assert '--overwrite' in proc.stderr
-  # Fewer steps than already taken: refused, not silently truncated.
+  # Fewer steps than already taken: refused, not silently truncated, and config.json untouched.
+  before = (workdir / 'config.json').read_bytes()
   proc = run(world, workdir, '--config.num_steps=3')
   assert proc.returncode == 2 and 'Traceback' not in proc.stderr
   assert f'config.num_steps=3 is less than the {STEPS} steps' in proc.stderr
+  assert (workdir / 'config.json').read_bytes() == before
   # --overwrite deletes the old run and starts again.
   proc = run(world, workdir, '--config.log.preview_every=2', '--config.num_steps=2',
              '--overwrite')

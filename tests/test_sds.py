@@ -38,7 +38,7 @@ class NonlinearPrior:
 @pytest.mark.parametrize('weighting', ['sigma2', 'uniform'])
 def test_sds_gradient_is_w_times_residual_through_dz_dtheta(weighting):
   guidance = NonlinearPrior()
-  key = jax.random.PRNGKey(3)
+  keys = jax.random.split(jax.random.PRNGKey(3), 2)  # One per view.
   theta = jax.random.normal(jax.random.PRNGKey(1), (2, 4, 4, 3))
 
   def render(theta):  # x = g(theta), nonlinear
@@ -49,7 +49,7 @@ def test_sds_gradient_is_w_times_residual_through_dz_dtheta(weighting):
   omega, t_range = 7.5, (0.02, 0.98)
 
   def loss(theta):
-    value, _ = sds.sds_loss(guidance, guidance.params, render(theta), cond, uncond, key,
+    value, _ = sds.sds_loss(guidance, guidance.params, render(theta), cond, uncond, keys,
                             omega=omega, weighting=weighting, t_range=t_range)
     return value
 
@@ -58,10 +58,11 @@ def test_sds_gradient_is_w_times_residual_through_dz_dtheta(weighting):
   # Explicit: draw the same t and eps, compute w (eps_hat - eps), pull back through z(x(theta)).
   z_fn = lambda th: guidance.encode(None, render(th))
   z, vjp = jax.vjp(z_fn, theta)
-  key_t, key_eps = jax.random.split(key)
-  t = guidance.schedule.sample_t(key_t, (2,), t_range)
+  # Each view's t and eps from its own key: split into a t key and an eps key.
+  split = [jax.random.split(k) for k in keys]
+  t = jnp.stack([guidance.schedule.sample_t(k_t, (), t_range) for k_t, _ in split])
   alpha, sigma = guidance.schedule.alpha_sigma(t)
-  eps = jax.random.normal(key_eps, z.shape)
+  eps = jnp.stack([jax.random.normal(k_eps, z.shape[1:]) for _, k_eps in split])
   z_t = alpha[:, None, None, None] * z + sigma[:, None, None, None] * eps
   e_u = guidance.eps(guidance.params, z_t, t, uncond)
   e_c = guidance.eps(guidance.params, z_t, t, cond)
@@ -94,8 +95,8 @@ def test_sds_converges_to_the_cfg_extrapolation(omega):
 
   def loss(theta, key):
     x = jnp.broadcast_to(theta, (batch,) + theta.shape)
-    value, _ = sds.sds_loss(prior, prior.params, x, cond, uncond, key, omega=omega,
-                            weighting='sigma2', t_range=(0.02, 0.98))
+    value, _ = sds.sds_loss(prior, prior.params, x, cond, uncond, jax.random.split(key, batch),
+                            omega=omega, weighting='sigma2', t_range=(0.02, 0.98))
     return value
 
   @jax.jit

@@ -20,6 +20,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from configs import base, hamburger
 from dreamfusion_jax import errors, runner, sds, train
 from dreamfusion_jax.guidance import stable_diffusion as sd
 from tests import sd_pipeline
@@ -208,11 +209,11 @@ def test_sds_gradient_flows_through_the_vae_and_matches_finite_differences(backe
   small = backend  # An 8x8 render, resized to 64x64 -> 8x8 latents (the UNet's smallest).
   cond, uncond = (jnp.asarray(e) for e in np.split(small.embed(PROMPTS), 2))
   x0 = jax.random.uniform(jax.random.PRNGKey(0), (1, 8, 8, 3), minval=0.2, maxval=0.8)
-  key = jax.random.PRNGKey(7)
+  keys = jax.random.PRNGKey(7)[None]  # One view, one key.
   kwargs = dict(omega=100.0, weighting='sigma2', t_range=(0.02, 0.98))
 
   def loss(backend_, x):
-    return sds.sds_loss(backend_, small.params, x, cond, uncond, key, **kwargs)[0]
+    return sds.sds_loss(backend_, small.params, x, cond, uncond, keys, **kwargs)[0]
 
   # Compiled: op by op this test took 59 s, compiled 39 s.
   grad_x = jax.jit(jax.grad(lambda x: loss(small, x)))(x0)
@@ -234,6 +235,103 @@ def test_sds_gradient_flows_through_the_vae_and_matches_finite_differences(backe
     fd = (float(surrogate(x0 + h * d)) - float(surrogate(x0 - h * d))) / (2 * h)
     analytic = float(jnp.sum(grad_x * d))
     assert abs(fd - analytic) <= 5e-3 * abs(analytic) + 1e-4, (fd, analytic)
+
+
+def test_provenance_names_the_directory_and_hashes_each_weight_file_it_read(backend,
+                                                                           pipeline_dir):
+  import hashlib
+  record = backend.provenance
+  assert record['model'] == pipeline_dir and record['directory'] == os.path.abspath(pipeline_dir)
+  assert record['revision'] is None and record['commit'] is None  # a local copy
+  # The tiny pipeline has PyTorch weights only (safetensors): the files the converter read.
+  files = ['text_encoder/model.safetensors', 'unet/diffusion_pytorch_model.safetensors',
+           'vae/diffusion_pytorch_model.safetensors']
+  assert sorted(record['sha256']) == files
+  for name in files:
+    with open(os.path.join(pipeline_dir, name), 'rb') as f:
+      assert record['sha256'][name] == hashlib.sha256(f.read()).hexdigest()
+
+
+# threestudio-project/threestudio@28d9d80 configs/dreamfusion-sd.yaml, written out again here
+# (not read from configs/hamburger.py): lambda_sparsity 1, lambda_orient 10 at step 0.
+TS_SPARSITY, TS_ORIENT_AT_0 = 1.0, 10.0
+
+
+def small_hamburger(resolution: int):
+  """hamburger.py at a test size: its weights scaled to the resolution as its comment says."""
+  c = hamburger.get_config()
+  scale = (c.render.resolution / resolution) ** 2
+  c.render.resolution, c.render.batch_size = resolution, 2
+  c.render.num_samples, c.render.num_importance_samples = 8, 4
+  c.field.width, c.field.num_blocks = 16, 1
+  c.loss.opacity_weight *= scale
+  c.schedule.orientation_start *= scale
+  c.schedule.orientation_end *= scale
+  c.guidance.dtype, c.guidance.vae_resolution = 'float32', 64  # the tiny pipeline's
+  c.prompts.view_mode = 'none'  # one prompt row: the test is about reductions
+  return c
+
+
+def flat(tree):
+  return np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])
+
+
+def test_regularizer_to_sds_gradient_ratio_is_threestudios_at_step_0(backend):
+  """configs/hamburger.py's regularizer weights are threestudio's (configs/dreamfusion-sd.yaml)
+  in our reduction: each term's gradient, computed here with threestudio's own reductions (means
+  over the batch's pixels; SDS as 0.5 sum (z - target)^2 / batch), equals ours, so the ratio of
+  the regularizers' gradient to the SDS gradient at step 0 is the one threestudio trains with."""
+  config = small_hamburger(resolution=8)
+  model = train.build_model(config, backend)
+  params = train.init_state(model, jax.random.PRNGKey(0)).params
+  frozen = train.make_frozen(model)
+  views = train.draw_replica(jax.random.PRNGKey(1), 0, 0, config, num_views=2)
+
+  no_regularizers = config.copy_and_resolve_references()
+  no_regularizers.loss.opacity_weight = 0.0
+  no_regularizers.schedule.orientation_start = no_regularizers.schedule.orientation_end = 0.0
+  # needs_normals would skip the normals; the same renders are wanted, so keep them.
+  model_sds = model._replace(config=no_regularizers)
+
+  def ours(params, m):
+    return train.loss_fn(params, m, frozen, views, 0)[0]
+
+  def threestudio(params):
+    """threestudio's dreamfusion.py / stable_diffusion_guidance.py reductions."""
+    out = train.render_views(params, model, views, 0)
+    acc, orientation = out['acc'], out['orientation']
+    sparsity = jnp.mean(jnp.sqrt(acc ** 2 + 0.01))  # .mean() over the batch's pixels
+    orient = jnp.sum(orientation) / jnp.sum(acc > 0)  # sum / (opacity > 0).sum()
+    z = backend.encode(frozen.guidance_params, out['rgb'])
+    t, eps = sds.draw_noise(backend.schedule, views.sds_key, z.shape, config.guidance.t_range)
+    alpha, sigma = backend.schedule.alpha_sigma(t)
+    z_t = alpha[:, None, None, None] * z + sigma[:, None, None, None] * eps
+    cond = jnp.broadcast_to(frozen.cond_table[0], (2,) + frozen.cond_table.shape[1:])
+    uncond = jnp.broadcast_to(frozen.uncond_table[0], cond.shape)
+    eps_hat = sds.guided_eps(backend, frozen.guidance_params, z_t, t, cond, uncond,
+                             config.guidance.scale)
+    grad = (1.0 - alpha ** 2)[:, None, None, None] * (eps_hat - eps)  # w = 1 - alphas[t]
+    target = jax.lax.stop_gradient(z - grad)
+    loss_sds = 0.5 * jnp.sum((z - target) ** 2) / z.shape[0]  # mse(reduction='sum') / batch
+    return loss_sds, TS_SPARSITY * sparsity + TS_ORIENT_AT_0 * orient
+
+  def all_four(params):  # One compiled jacobian: four gradients for one compilation.
+    return jnp.stack([ours(params, model), ours(params, model_sds), *threestudio(params)])
+
+  jac = jax.jit(jax.jacrev(all_four))(params)
+  g_all, g_sds, ts_sds, ts_reg = (flat(jax.tree.map(lambda x, i=i: x[i], jac)) for i in range(4))
+  g_reg = g_all - g_sds
+  assert np.linalg.norm(g_sds) > 0 and np.linalg.norm(ts_reg) > 0
+  np.testing.assert_allclose(g_sds, ts_sds, rtol=1e-3, atol=1e-4 * np.abs(ts_sds).max())
+  np.testing.assert_allclose(g_reg, ts_reg, rtol=1e-3, atol=1e-3 * np.abs(ts_reg).max())
+  ratio, ts_ratio = (np.linalg.norm(a) / np.linalg.norm(b) for a, b in ((g_reg, g_sds),
+                                                                         (ts_reg, ts_sds)))
+  np.testing.assert_allclose(ratio, ts_ratio, rtol=1e-3)
+  # The paper's weights (base.py) give another balance: 4x the opacity weight, 1/24 of the
+  # orientation weight.
+  paper, shipped = base.get_config(), hamburger.get_config()
+  assert paper.loss.opacity_weight / shipped.loss.opacity_weight > 4
+  assert shipped.schedule.orientation_start / paper.schedule.orientation_start > 24
 
 
 def test_missing_model_is_a_setup_error_naming_the_path(tmp_path):
@@ -286,6 +384,8 @@ def test_a_path_that_is_not_a_directory_is_tried_as_a_hub_id_and_the_error_says_
     tmp_path, monkeypatch):
   import huggingface_hub
   monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)  # No network retries.
+  # Past the short offline message (test below): the loaders' own error, as with a partial cache.
+  monkeypatch.setattr(sd, '_check_offline', lambda model, revision: None)
   monkeypatch.chdir(tmp_path)
   (tmp_path / 'models').mkdir()  # 'models/sd21base' with a typo: one '/', so also a valid hub id.
   with pytest.raises(errors.SetupError) as info:
@@ -310,11 +410,11 @@ def _read_scalar_tags(event_file):
   return tags
 
 
-def _run_train(workdir, model, *extra):
+def _run_train(workdir, model, *extra, env=None):
   cmd = [sys.executable, 'run_train.py', '--config=configs/hamburger.py', f'--workdir={workdir}',
          f'--config.guidance.model={model}', '--config.num_steps=3', '--config.render.resolution=32',
          *extra]
-  return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+  return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200, env=env)
 
 
 @pytest.mark.slow
@@ -324,6 +424,7 @@ def test_run_train_hamburger_with_the_tiny_pipeline(pipeline_dir, tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   metrics = json.loads((workdir / 'metrics.json').read_text())
   assert metrics['steps'] == 3
+  assert metrics['guidance_model'] == sd.load(pipeline_dir, resolution=RESOLUTION).provenance
 
   config = ml_collections.ConfigDict(json.loads((workdir / 'config.json').read_text()))
   from configs import hamburger
@@ -339,6 +440,24 @@ def test_run_train_hamburger_with_the_tiny_pipeline(pipeline_dir, tmp_path):
 
   (event_file,) = (workdir / 'tensorboard').glob('events.out.tfevents.*')
   assert _read_scalar_tags(event_file) >= {'loss', 'loss_sds', 'sds_grad_norm', 'lr', 't'}
+
+
+def test_offline_without_a_cached_copy_is_one_short_line_and_leaves_no_workdir(tmp_path):
+  """HF_HUB_OFFLINE=1 and an empty cache: one line under 200 characters that says offline mode
+  is on and what to do; the run fails at set-up, so it leaves nothing behind, and the corrected
+  rerun in the same workdir is not refused as another config."""
+  env = dict(os.environ, HF_HUB_OFFLINE='1', HF_HOME=str(tmp_path / 'hf'))
+  workdir = tmp_path / 'work'
+  proc = _run_train(workdir, sd.MIRRORS[0], env=env)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  error = proc.stderr.strip()
+  assert error.startswith('error: ') and '\n' not in error, error
+  assert len(error) - len('error: ') < 200, error
+  assert 'HF_HUB_OFFLINE=1' in error and 'local directory' in error
+  assert not workdir.exists()
+  os.makedirs(workdir)  # A workdir the user made stays, and stays empty.
+  assert _run_train(workdir, sd.MIRRORS[0], env=env).returncode == 2
+  assert os.listdir(workdir) == []
 
 
 def test_run_train_with_a_missing_model_exits_2_without_traceback(tmp_path):

