@@ -7,7 +7,12 @@
 
 Loads DIR/config.json and the latest checkpoint in DIR/checkpoints and writes DIR/render/:
 {shaded,albedo,textureless,normals,depth}.mp4 (30 fps), contact_sheet.png (8 azimuths x the five
-kinds), mesh.glb and mesh.obj (vertex colours from the albedo) and summary.json.
+kinds), mesh.glb and mesh.obj (vertex colours from the albedo) and summary.json. They are written
+into a temporary directory and moved into DIR/render whole, so an interrupted render leaves no
+file and any earlier render as it was.
+
+Exit codes: 0 done; 2 a bad flag or workdir (one line naming it and what it allows); 130
+interrupted (Ctrl-C).
 """
 import sys
 
@@ -42,6 +47,19 @@ _CHUNK = flags.DEFINE_integer('chunk', _D.chunk, 'Rays per compiled call (bounds
 flags.mark_flags_as_required(['workdir'])
 
 
+def fail(message: str, code: int) -> None:
+  print(f'error: {message}', file=sys.stderr, flush=True)
+  sys.exit(code)
+
+
+def parse_flags(argv):
+  """absl's flag parsing, with its errors as one line and exit code 2 (absl's own exits 1)."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    fail(str(e).splitlines()[0], 2)
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax logs its restore at INFO.
@@ -54,11 +72,12 @@ def main(argv):
   try:
     summary = export.run(_WORKDIR.value, options)
   except SetupError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
+    fail(str(e), 2)
+  except KeyboardInterrupt:
+    fail(f'interrupted: nothing written ({_WORKDIR.value}/render, if any, is as it was)', 130)
   print(f"done: step {summary['step']}; wrote {', '.join(sorted(summary['files'].values()))} "
         f'in {_WORKDIR.value}/render')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

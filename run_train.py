@@ -10,7 +10,8 @@ the run in DIR and starts again.
 
 Exit codes: 0 done; 2 a bad config, command line or workdir (one line per problem, naming the
 field and what it allows); 1 a failure during training a person can fix (a checkpoint that
-cannot be written).
+cannot be written); 130 interrupted (Ctrl-C): the checkpoints written so far are kept, and the
+same command resumes from the newest.
 
 Runs unchanged on a multi-host pod: jax.distributed is initialised when the environment asks for
 it (a TPU pod, SLURM or Open MPI launch that jax detects, or JAX_COORDINATOR_ADDRESS with
@@ -51,9 +52,8 @@ def parse_flags(argv):
   try:
     _CONFIG.value.keys()  # ml_collections defers a config file's load error to the first use.
   except Exception as e:  # pylint: disable=broad-except
-    cause = e.__cause__ or e
-    detail = [line.strip() for line in str(cause).splitlines() if line.strip()][-1]
-    fail(f'--config={config_flags.get_config_filename(flags.FLAGS["config"])}: could not load it: {detail}', 2)
+    path = config_flags.get_config_filename(flags.FLAGS['config'])
+    fail(config_check.explain_config_file_error(path, e), 2)
   return rest
 
 
@@ -83,6 +83,13 @@ def main(argv):
     fail(str(e), 2)
   except RunError as e:
     fail(str(e), 1)
+  except KeyboardInterrupt:
+    fail(f'interrupted: the checkpoints in {_WORKDIR.value}/checkpoints are kept; run the same '
+         'command again to resume from the newest', 130)
+  if results.get('already_finished'):
+    print(f"already finished: {results['steps']} steps; results in {_WORKDIR.value}/metrics.json "
+          '(unchanged; a larger --config.num_steps extends the run)')
+    return
   print(f"done: {results['steps']} steps, {results['skipped_steps']} skipped, "
         f"{results['wall_time_s']:.0f} s; results in {_WORKDIR.value}/metrics.json")
 

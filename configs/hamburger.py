@@ -39,7 +39,7 @@ def get_config():
   # SD's SDS gradient is on its 64x64x4 latents, whatever the render size, so the paper's weights
   # (set against Imagen's pixels, under a reduction it does not state) do not carry over; these
   # are threestudio's, translated into our reduction at the render resolution (64: 4,096 rays).
-  # Another --config.render.resolution=R should scale all three by (64 / R)^2.
+  # Another render resolution scales all three by (64 / R)^2: with_resolution() below.
   rays = c.render.resolution ** 2
   c.loss.opacity_weight = THREESTUDIO_SPARSITY / rays  # 2.44e-4 (the paper's 1e-3).
   c.schedule.orientation_start = THREESTUDIO_ORIENT[0] / rays  # 2.44e-3 (the paper's 1e-4).
@@ -54,4 +54,15 @@ def get_config():
   # unit): corner rays 0.009-0.04 opaque, the blob opaque (tests/test_hamburger_config.py).
   c.field.density_offset = -5.0
   c.field.density_bias_scale = 10.0  # Peak -5 + 10 = +5, the paper's blob height.
+  return c
+
+
+def with_resolution(c, resolution: int):
+  """c at another render resolution, its regularizer weights scaled to keep threestudio's balance
+  (they are per ray, and SD's SDS gradient is on 64x64x4 latents whatever the render size)."""
+  scale = (c.render.resolution / resolution) ** 2
+  c.render.resolution = resolution
+  c.loss.opacity_weight *= scale
+  c.schedule.orientation_start *= scale
+  c.schedule.orientation_end *= scale
   return c

@@ -355,6 +355,17 @@ def differences(old: Dict, new: Dict, ignore: Sequence[str] = ()) -> List[Tuple[
 
 
 _FLAG_ERROR = re.compile(r'flag --config\.([\w.]+)=(.*?): (.*)', re.DOTALL)
+_CONFIG_FILE_ERROR = re.compile(r'flag --config=(.*?): Error whilst parsing config file', re.DOTALL)
+
+
+def explain_config_file_error(path: str, error: BaseException) -> str:
+  """One line for a --config file that does not load: a missing get_config(), or the error its
+  import or get_config() raised (the last line of the traceback ml_collections embeds)."""
+  text = str(error.__cause__ or error)
+  if "has no attribute 'get_config'" in text:
+    return f'--config={path}: the file has no get_config() function returning a ConfigDict'
+  lines = [line.strip() for line in text.splitlines() if line.strip()]
+  return f'--config={path}: could not load it: {lines[-1] if lines else type(error).__name__}'
 
 
 def explain_flag_error(argv: Sequence[str], error: Exception, ref) -> str:
@@ -364,6 +375,9 @@ def explain_flag_error(argv: Sequence[str], error: Exception, ref) -> str:
   as the field's type raises absl's flags.Error naming the flag. Both become the field, the
   value and what the field allows; any other error keeps absl's own words.
   """
+  file_error = _CONFIG_FILE_ERROR.match(str(error))
+  if file_error:
+    return explain_config_file_error(file_error.group(1), error)
   known = leaves(ref)
   overrides = [a[len('--config.'):].partition('=')[0] for a in argv if a.startswith('--config.')]
   unknown = [p for p in overrides if p not in known and p not in _groups(ref)]

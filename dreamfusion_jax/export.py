@@ -1,11 +1,14 @@
 """What run_render.py does: a trained run's checkpoint -> WORKDIR/render/ (videos, sheet, mesh).
 
-  load(workdir)                 the resolved config and the latest checkpoint, as a views.Subject
+  load(workdir)                 the latest checkpoint as a views.Subject, its step and config
   render_subject(subject, ...)  turntable videos, the contact sheet and the mesh of any Subject
                                 (a checkpoint's NeRF or an analytic field: tests use the latter)
 """
 import json
+import math
 import os
+import shutil
+import tempfile
 import time
 from typing import Dict, NamedTuple, Optional, Tuple
 
@@ -37,26 +40,40 @@ class Options(NamedTuple):
   chunk: int = 1024  # Rays per compiled call (and mesh.POINTS_PER_RAY x as many grid points).
 
 
-def check(options: Options) -> None:
-  """SetupError naming the flag and its allowed range for a bad option."""
+def check(options: Options, max_log_density: float = math.inf) -> None:
+  """SetupError naming the flag and its allowed range for a bad option.
+
+  max_log_density: the run's field.max_log_density, the largest raw density the field can have
+  (a mesh level above it would cut nothing).
+  """
+  finite = lambda x: math.isfinite(x)  # pylint: disable=unnecessary-lambda-assignment
+  level = options.mesh_level
   rules = [('resolution', options.resolution >= 16 and options.resolution % 2 == 0,
             'an even number >= 16 (H.264 needs even sizes)'),
            ('frames', options.frames >= 1, '>= 1'), ('fps', options.fps >= 1, '>= 1'),
-           ('distance', options.distance > 0, '> 0'), ('focal_mult', options.focal_mult > 0, '> 0'),
+           ('elevation', finite(options.elevation_deg) and abs(options.elevation_deg) <= 90,
+            'a number of degrees in [-90, 90]'),
+           ('distance', finite(options.distance) and options.distance > 0, 'a finite number > 0'),
+           ('focal_mult', finite(options.focal_mult) and options.focal_mult > 0,
+            'a finite number > 0'),
            ('sheet_views', options.sheet_views >= 1, '>= 1'),
            ('mesh_resolution', options.mesh_resolution >= 8, '>= 8'),
+           ('mesh_level', level is None or finite(level) and level < max_log_density,
+            'a finite log density below the field\'s largest, field.max_log_density='
+            f'{max_log_density:g} (unset: measured from the renders)'),
            ('chunk', options.chunk >= 1, '>= 1')]
   for name, ok, allowed in rules:
     if not ok:
-      raise SetupError(f'--{name}={getattr(options, name)!r} must be {allowed}')
+      value = getattr(options, 'elevation_deg' if name == 'elevation' else name)
+      raise SetupError(f'--{name}={value!r} must be {allowed}')
   turntable.parse_light(options.light)
 
 
-def load(workdir: str) -> Tuple[views.Subject, int]:
+def load(workdir: str) -> Tuple[views.Subject, int, ml_collections.ConfigDict]:
   """The latest checkpoint of a run_train.py workdir with its resolved config.json.
 
-  Returns (subject, step). Raises SetupError when the workdir, its config or a checkpoint is
-  missing.
+  Returns (subject, step, config). Raises SetupError when the workdir, its config or a
+  checkpoint is missing or unreadable.
   """
   config_path = os.path.join(workdir, 'config.json')
   checkpoints = os.path.join(workdir, 'checkpoints')
@@ -64,8 +81,12 @@ def load(workdir: str) -> Tuple[views.Subject, int]:
   if not os.path.isfile(config_path):
     raise SetupError(f'{config_path} not found: --workdir must be a run_train.py output '
                      f'directory ({train_hint})')
-  with open(config_path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+  try:
+    with open(config_path) as f:
+      config = ml_collections.ConfigDict(json.load(f))
+  except (OSError, ValueError) as e:
+    raise SetupError(f'{config_path} cannot be read ({e}): it is not a run_train.py config '
+                     f'(rerun run_train.py with --overwrite to write it again)') from e
   manager = runner.checkpoint_manager(workdir, config) if os.path.isdir(checkpoints) else None
   if manager is None or manager.latest_step() is None:
     raise SetupError(f'no checkpoint in {checkpoints} ({train_hint})')
@@ -74,7 +95,7 @@ def load(workdir: str) -> Tuple[views.Subject, int]:
   step = int(state.step)
   if step == 0:  # restore_or_init's fresh state: no checkpoint read back.
     raise SetupError(f'no checkpoint in {checkpoints} could be read back ({train_hint})')
-  return views.model_subject(model, state.params, step), step
+  return views.model_subject(model, state.params, step), step, config
 
 
 def render_subject(subject: views.Subject, out_dir: str, options: Options) -> Dict:
@@ -155,10 +176,32 @@ def write_contact_sheet(render_view, subject: views.Subject, out_dir: str, optio
 
 
 def run(workdir: str, options: Options) -> Dict:
-  """Renders the latest checkpoint of `workdir` into workdir/render/ and writes summary.json."""
+  """Renders the latest checkpoint of `workdir` into workdir/render/ and writes summary.json.
+
+  Everything is written into a temporary directory beside it and moved into place whole once
+  done: an interrupted or failed render leaves no file, and any earlier render/ as it was.
+  """
   check(options)
-  subject, step = load(workdir)
+  subject, step, config = load(workdir)
+  check(options, config.field.max_log_density)
   out_dir = os.path.join(workdir, 'render')
-  summary = dict(step=step, **render_subject(subject, out_dir, options))
-  runner.write_json(os.path.join(out_dir, 'summary.json'), summary)
+  tmp = tempfile.mkdtemp(prefix='.render-', dir=workdir)
+  try:
+    summary = dict(step=step, **render_subject(subject, tmp, options))
+    runner.write_json(os.path.join(tmp, 'summary.json'), summary)
+    replace_directory(tmp, out_dir)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
   return summary
+
+
+def replace_directory(new: str, path: str) -> None:
+  """Moves directory `new` to `path`, replacing what is there; the old one is gone only once the
+  new one is in place."""
+  old = None
+  if os.path.exists(path):
+    old = tempfile.mkdtemp(prefix='.render-old-', dir=os.path.dirname(path))
+    os.replace(path, os.path.join(old, 'render'))
+  os.replace(new, path)
+  if old:
+    shutil.rmtree(old, ignore_errors=True)

@@ -127,7 +127,9 @@ class Logger:
   def image(self, step: int, image: np.ndarray) -> None:
     if self.writer:
       self.writer.add_image('preview', image, step, dataformats='HWC')
-      iio.imwrite(os.path.join(self.workdir, 'previews', f'step_{step:06d}.png'), image)
+      path = os.path.join(self.workdir, 'previews', f'step_{step:06d}.png')
+      iio.imwrite(path + '.tmp', image, extension='.png')  # Whole or not at all (Ctrl-C).
+      os.replace(path + '.tmp', path)
 
   def close(self) -> None:
     if self.writer:
@@ -220,6 +222,9 @@ def _missing_ancestors(workdir: str) -> list:
 
 def remove_run(workdir: str) -> None:
   """Deletes what an earlier run wrote in the workdir (RUN_FILES), config.json last."""
+  for name in sorted(os.listdir(workdir)):
+    if name.startswith('metrics_step_') and name.endswith('.json'):  # keep_earlier_metrics'
+      os.remove(os.path.join(workdir, name))
   for name in RUN_FILES:
     path = os.path.join(workdir, name)
     if os.path.isdir(path):
@@ -321,8 +326,13 @@ def run(config, workdir: str, evaluate: Optional[EvaluateFn] = None, overwrite: 
   key_init, key_train = jax.random.split(jax.random.PRNGKey(config.seed))
   fresh = train.init_state(model, key_init)
   state, manager = restore_state(config, workdir, fresh)
-  from_writer(lambda: write_config(config, workdir))
   start_step = int(state.step)
+  # A rerun of a finished run changes nothing: process 0 decides, every process returns.
+  finished = finished_results(workdir, start_step, config.num_steps) if is_writer() else None
+  if from_writer(lambda: np.bool_(finished is not None), like=np.bool_(False)):
+    close_quietly(manager)
+    return finished or dict(steps=start_step, already_finished=True)
+  from_writer(lambda: write_config(config, workdir))
   state, frozen = train.replicate(state), train.replicate(train.make_frozen(model))
   ids = train.global_replica_ids()
   # Everything the loop runs is compiled before it starts (see wait_for_all); the calls below
@@ -337,15 +347,44 @@ def run(config, workdir: str, evaluate: Optional[EvaluateFn] = None, overwrite: 
   wait_for_all()
 
   start_time = time.time()
-  bar = tqdm.trange(start_step, config.num_steps, initial=start_step, total=config.num_steps,
-                    desc='train', disable=not is_writer(), dynamic_ncols=True)
+  bar = None
   try:
+    bar = tqdm.trange(start_step, config.num_steps, initial=start_step, total=config.num_steps,
+                      desc='train', disable=not is_writer(), dynamic_ncols=True)
     state, last = train_loop(config, update, state, frozen, key_train, ids, bar, logger,
                              preview, manager)
   finally:
+    if bar is not None:
+      bar.close()  # Ends the bar's line: a message after it (Ctrl-C, an error) starts afresh.
     logger.close()
     close_quietly(manager)
   return finish(config, workdir, model, state, initial, last, evaluate, start_step, start_time)
+
+
+def finished_results(workdir: str, start_step: int, num_steps: int) -> Optional[Dict]:
+  """metrics.json of a run that already took num_steps steps (marked already_finished), or None
+  (then the run goes on, into a loop of no steps if its metrics.json is missing or unreadable)."""
+  path = os.path.join(workdir, 'metrics.json')
+  if start_step < num_steps or not os.path.isfile(path):
+    return None
+  try:
+    with open(path) as f:
+      results = json.load(f)
+  except (OSError, ValueError):
+    return None  # Unreadable: the loop of no steps writes it again.
+  return dict(results, already_finished=True) if results.get('steps') == start_step else None
+
+
+def keep_earlier_metrics(workdir: str) -> None:
+  """Before an extended run writes metrics.json: the earlier run's is kept as
+  metrics_step_N.json (N its steps), so a finished run's results are never lost."""
+  path = os.path.join(workdir, 'metrics.json')
+  try:
+    with open(path) as f:
+      steps = int(json.load(f)['steps'])
+  except (OSError, ValueError, KeyError, TypeError):
+    return
+  os.replace(path, os.path.join(workdir, f'metrics_step_{steps:06d}.json'))
 
 
 def close_quietly(manager) -> None:
@@ -406,5 +445,6 @@ def finish(config, workdir, model, state, initial, last, evaluate, start_step, s
       **{f'initial_{k}': v for k, v in initial.items()},
       **evaluate(model, params, int(replicas[0].step)))
   if is_writer():
+    keep_earlier_metrics(workdir)
     write_json(os.path.join(workdir, 'metrics.json'), results)
   return results

@@ -294,11 +294,14 @@ def test_extending_a_run_repeats_its_first_steps(world, reference):
   # The short run's params are the long run's at the same step: no schedule reads num_steps.
   assert metrics(workdir)['params_digest'] == train.params_digest(
       state_at(world / 'reference', short).params)
+  short_metrics = (workdir / 'metrics.json').read_text()
   proc = run(world, workdir)  # The same workdir, num_steps back to STEPS: extends the run.
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert f'resuming from step {short}' in proc.stderr
   assert metrics(workdir)['params_digest'] == reference['params_digest']
   assert load_config(workdir).num_steps == STEPS
+  # The short run's results are kept beside the extended run's.
+  assert (workdir / f'metrics_step_{short:06d}.json').read_text() == short_metrics
 
 
 def test_workdir_reuse_with_another_config_is_refused_unless_overwrite(world, reference):

@@ -7,13 +7,14 @@ import subprocess
 import sys
 
 import imageio.v2 as imageio
+import ml_collections
 import numpy as np
 import pytest
 import jax.numpy as jnp
 import trimesh
 
 from dreamfusion_jax import export, render, scenes, turntable, views
-from dreamfusion_jax.errors import EmptyFieldError
+from dreamfusion_jax.errors import EmptyFieldError, SetupError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -131,10 +132,82 @@ def test_empty_field_exits_2_and_writes_no_mesh(checkpoint, tmp_path):
 
 def test_missing_run_or_checkpoint_or_bad_flag_exits_2(tmp_path):
   (tmp_path / 'config.json').write_text('{}')
-  for workdir, flag, message in ((tmp_path / 'nothing', '--frames=4', 'config.json not found'),
-                                 (tmp_path, '--frames=4', 'no checkpoint'),
-                                 (tmp_path, '--light=sun', '--light')):
+  truncated = tmp_path / 'truncated'
+  truncated.mkdir()
+  (truncated / 'config.json').write_text('{"field": {"density_off')
+  for workdir, flag, message in (
+      (tmp_path / 'nothing', '--frames=4', 'config.json not found'),
+      (tmp_path, '--frames=4', 'no checkpoint'),
+      (tmp_path, '--light=sun', '--light'),
+      (tmp_path, '--frames=x', "error: flag --frames=x: invalid literal for int()"),
+      (tmp_path, '--elevation=nan', 'error: --elevation=nan must be a number of degrees'),
+      (truncated, '--frames=4', f'error: {truncated}/config.json cannot be read')):
     proc = run('run_render.py', f'--workdir={workdir}', flag)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert message in proc.stderr and 'Traceback' not in proc.stderr
-  assert os.listdir(tmp_path) == ['config.json']  # Nothing created.
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr  # One line.
+  assert sorted(os.listdir(tmp_path)) == ['config.json', 'truncated']  # Nothing created.
+
+
+# (option, value, the message's start): every bad option is one line naming the flag.
+BAD_OPTIONS = {
+    'nan elevation': ('elevation_deg', float('nan'), '--elevation=nan must be a number of '
+                      'degrees in [-90, 90]'),
+    'elevation past the pole': ('elevation_deg', 120.0, '--elevation=120.0 must be a number'),
+    'infinite distance': ('distance', float('inf'), '--distance=inf must be a finite number > 0'),
+    'zero distance': ('distance', 0.0, '--distance=0.0 must be a finite number > 0'),
+    'nan focal length': ('focal_mult', float('nan'), '--focal_mult=nan must be a finite number'),
+    'nan mesh level': ('mesh_level', float('nan'), '--mesh_level=nan must be a finite log '
+                       'density below'),
+    'mesh level above the field': ('mesh_level', 1e9, "--mesh_level=1000000000.0 must be a finite "
+                                   "log density below the field's largest, "
+                                   'field.max_log_density=15'),
+    'odd resolution': ('resolution', 33, '--resolution=33 must be an even number >= 16'),
+    'no frames': ('frames', 0, '--frames=0 must be >= 1'),
+}
+
+
+@pytest.mark.parametrize('case', list(BAD_OPTIONS))
+def test_bad_option_is_one_line_naming_the_flag(case):
+  name, value, message = BAD_OPTIONS[case]
+  with pytest.raises(SetupError) as raised:
+    export.check(SMALL._replace(**{name: value}), max_log_density=15.0)
+  assert str(raised.value).startswith(message), str(raised.value)
+  assert '\n' not in str(raised.value)
+
+
+@pytest.mark.parametrize('interrupt', [KeyboardInterrupt, RuntimeError])
+def test_an_interrupted_render_writes_nothing_and_keeps_the_earlier_one(tmp_path, monkeypatch,
+                                                                      interrupt):
+  """Renders go to a temporary directory moved into place whole: stopped after writing a video,
+  the workdir has no new file, and the earlier render/ is as it was."""
+  earlier = tmp_path / 'render'
+  earlier.mkdir()
+  (earlier / 'summary.json').write_text('{"step": 1}')
+  config = ml_collections.ConfigDict({'field': {'max_log_density': 15.0}})
+  monkeypatch.setattr(export, 'load', lambda workdir: (analytic_subject(BALL), 5, config))
+
+  def write_some_then_stop(subject, out_dir, options):
+    with open(os.path.join(out_dir, 'shaded.mp4'), 'wb') as f:
+      f.write(b'half a video')
+    raise interrupt()
+
+  monkeypatch.setattr(export, 'render_subject', write_some_then_stop)
+  with pytest.raises(interrupt):
+    export.run(str(tmp_path), SMALL)
+  assert sorted(os.listdir(tmp_path)) == ['render']
+  assert os.listdir(earlier) == ['summary.json']
+  assert (earlier / 'summary.json').read_text() == '{"step": 1}'
+
+
+def test_a_finished_render_replaces_the_earlier_one_whole(tmp_path, monkeypatch):
+  earlier = tmp_path / 'render'
+  earlier.mkdir()
+  (earlier / 'stale.mp4').write_text('old')
+  config = ml_collections.ConfigDict({'field': {'max_log_density': 15.0}})
+  monkeypatch.setattr(export, 'load', lambda workdir: (analytic_subject(BALL), 5, config))
+  summary = export.run(str(tmp_path), SMALL._replace(mesh=False, frames=2))
+  assert sorted(os.listdir(tmp_path)) == ['render']  # No temporary directory left.
+  assert sorted(os.listdir(earlier)) == sorted(
+      [f'{k}.mp4' for k in turntable.KINDS] + ['contact_sheet.png', 'summary.json'])
+  assert json.loads((earlier / 'summary.json').read_text())['step'] == summary['step'] == 5

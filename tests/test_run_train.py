@@ -2,6 +2,8 @@
 import glob
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 
@@ -75,3 +77,59 @@ def test_unknown_guidance_exits_2_without_traceback(tmp_path):
   assert proc.returncode == 2
   assert "guidance.name='imagen'" in proc.stderr
   assert 'Traceback' not in proc.stderr
+
+
+def test_rerunning_a_finished_run_changes_nothing(tiny_run, tmp_path):
+  """The same command on a finished run trains nothing and keeps its metrics.json as it was
+  (before, it was rewritten with a wall time of 0.01 s, losing the original)."""
+  workdir, cache = tiny_run
+  copy = tmp_path / 'copy'
+  shutil.copytree(workdir, copy)
+  before = {p: (copy / p).read_bytes() for p in ('metrics.json', 'config.json')}
+  proc = run_train(copy, cache_dir=cache)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'already finished: 4 steps' in proc.stdout
+  assert {p: (copy / p).read_bytes() for p in before} == before
+
+
+def test_ctrl_c_is_one_line_exit_130_and_keeps_the_checkpoints(tiny_run, tmp_path):
+  """Ctrl-C once the training loop has started (resuming a copy of the finished run with more
+  steps to take): one line, exit 130, no traceback; the checkpoints stay readable."""
+  workdir, cache = tiny_run
+  copy = tmp_path / 'copy'
+  shutil.copytree(workdir, copy)
+  cmd = [sys.executable, 'run_train.py', '--config=configs/toy.py', f'--workdir={copy}',
+         f'--config.toy.cache_dir={cache}', *TINY, '--config.num_steps=100000']
+  with subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True) as proc:
+    seen = ''
+    while 'train:' not in seen:  # tqdm's bar: the loop is starting.
+      char = proc.stderr.read(1)
+      assert char, seen  # it did not exit first
+      seen += char
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=300) == 130, rest
+  assert 'Traceback' not in rest
+  errors = [line for line in rest.splitlines() if line.startswith('error: ')]
+  assert errors == [f'error: interrupted: the checkpoints in {copy}/checkpoints are kept; run the '
+                    'same command again to resume from the newest'], rest
+  config = ml_collections.ConfigDict(json.loads((copy / 'config.json').read_text()))
+  assert runner.checkpoint_manager(str(copy), config).latest_step() >= 4
+
+
+@pytest.mark.parametrize('body, message', [
+    ('X = 1\n', 'the file has no get_config() function returning a ConfigDict'),
+    ('def get_config():\n  raise ValueError("a bad value in the config")\n',
+     'could not load it: ValueError: a bad value in the config'),
+    ('import no_such_module_here\n', "could not load it: ModuleNotFoundError: No module named "
+     "'no_such_module_here'"),
+], ids=['no get_config', 'get_config raises', 'import fails'])
+def test_a_config_file_that_does_not_load_is_one_line_naming_it(tmp_path, body, message):
+  path = tmp_path / 'my_config.py'
+  path.write_text(body)
+  proc = subprocess.run([sys.executable, 'run_train.py', f'--config={path}',
+                         f'--workdir={tmp_path / "work"}'], cwd=ROOT, capture_output=True,
+                        text=True, timeout=300)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert proc.stderr.strip() == f'error: --config={path}: {message}', proc.stderr[-2000:]
+  assert not (tmp_path / 'work').exists()
