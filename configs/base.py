@@ -148,7 +148,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.guidance = ml_collections.ConfigDict()
   c.guidance.name = 'stable_diffusion'  # Backend: see dreamfusion_jax/guidance/__init__.py.
   # Stable Diffusion: a hub id or a local diffusers-format directory (configs/hamburger.py sets
-  # stabilityai/stable-diffusion-2-1-base); unused by the empirical prior.
+  # the local models/stable-diffusion-2-1-base, README: where to get it); unused by the empirical
+  # prior.
   c.guidance.model = ''
   c.guidance.revision = 'main'  # Hub revision (branch, tag or commit) of guidance.model.
   # Weights and computation of the UNet and VAE: 'float32' or 'bfloat16' (half the memory; the

@@ -14,6 +14,8 @@ import math
 import re
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+from absl import flags
+
 from dreamfusion_jax.errors import SetupError
 
 # Allowed names. Those with a public constant in their module come from it; the rest are the
@@ -365,7 +367,9 @@ def explain_config_file_error(path: str, error: BaseException) -> str:
   if "has no attribute 'get_config'" in text:
     return f'--config={path}: the file has no get_config() function returning a ConfigDict'
   lines = [line.strip() for line in text.splitlines() if line.strip()]
-  return f'--config={path}: could not load it: {lines[-1] if lines else type(error).__name__}'
+  if len(lines) > 1:  # A traceback in the text: its last line is the error.
+    return f'--config={path}: could not load it: {lines[-1]}'
+  return f'--config={path}: could not load it: {type(error.__cause__ or error).__name__}: {text}'
 
 
 def explain_flag_error(argv: Sequence[str], error: Exception, ref) -> str:
@@ -392,4 +396,7 @@ def explain_flag_error(argv: Sequence[str], error: Exception, ref) -> str:
     allowed = (RULES[path].allowed if path in RULES else
                f'a {type(known[path]).__name__}' if path in known else 'a value of its type')
     return f'config.{path}={value}: must be {allowed} ({detail.strip()})'
+  if not isinstance(error, (KeyError, flags.Error)):  # Raised bare by the config file's import.
+    paths = [a[len('--config='):] for a in argv if a.startswith('--config=')]
+    return explain_config_file_error(paths[-1] if paths else '?', error)
   return str(error)

@@ -9,12 +9,15 @@ reads back intact (checkpoints.py) and ends bit-identical to an uninterrupted ru
 random draw of step s comes from (seed, s) inside the update and nothing else (previews,
 evaluation, logging) draws randomness.
 """
+import contextlib
 import itertools
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from typing import Callable, Dict, Optional
 
@@ -325,7 +328,8 @@ def run(config, workdir: str, evaluate: Optional[EvaluateFn] = None, overwrite: 
   from_writer(lambda: claim_workdir(workdir, overwrite))
   key_init, key_train = jax.random.split(jax.random.PRNGKey(config.seed))
   fresh = train.init_state(model, key_init)
-  state, manager = restore_state(config, workdir, fresh)
+  with deferred_interrupts():
+    state, manager = restore_state(config, workdir, fresh)
   start_step = int(state.step)
   # A rerun of a finished run changes nothing: process 0 decides, every process returns.
   finished = finished_results(workdir, start_step, config.num_steps) if is_writer() else None
@@ -387,6 +391,27 @@ def keep_earlier_metrics(workdir: str) -> None:
   os.replace(path, os.path.join(workdir, f'metrics_step_{steps:06d}.json'))
 
 
+@contextlib.contextmanager
+def deferred_interrupts():
+  """Ctrl-C (SIGINT) inside the block is held until it ends, then raised as KeyboardInterrupt.
+
+  Around orbax's reads and writes: a checkpoint is written whole, and orbax's asyncio loop,
+  which replaces the default SIGINT handler with one that cancels its task (and so swallowed
+  the interrupt: the run went on), never sees the signal. Main thread only (signal's rule).
+  """
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+  received = []
+  previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGINT, previous)
+  if received:
+    raise KeyboardInterrupt
+
+
 def close_quietly(manager) -> None:
   """Waits for and shuts down the checkpoint manager's background writes (process 0 only).
 
@@ -421,7 +446,8 @@ def train_loop(config, update, state, frozen, key_train, ids, bar, logger, previ
     if done % config.log.preview_every == 0 or done == config.num_steps:
       logger.image(done, preview(first_replica(state.params), done))
     if done % config.log.checkpoint_every == 0 or done == config.num_steps:
-      from_writer(lambda: checkpoints.save(manager, first_replica(state)))
+      with deferred_interrupts():  # A checkpoint is written whole, then Ctrl-C stops the run.
+        from_writer(lambda: checkpoints.save(manager, first_replica(state)))
   return state, last
 
 

@@ -92,6 +92,7 @@ def test_rerunning_a_finished_run_changes_nothing(tiny_run, tmp_path):
   assert {p: (copy / p).read_bytes() for p in before} == before
 
 
+@pytest.mark.slow  # A run to interrupt (about 35 s); the fast suite has no room for it.
 def test_ctrl_c_is_one_line_exit_130_and_keeps_the_checkpoints(tiny_run, tmp_path):
   """Ctrl-C once the training loop has started (resuming a copy of the finished run with more
   steps to take): one line, exit 130, no traceback; the checkpoints stay readable."""

@@ -272,6 +272,7 @@ def flat(tree):
   return np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])
 
 
+@pytest.mark.slow  # Four gradients through the tiny VAE in one compile (about 45 s).
 def test_regularizer_to_sds_gradient_ratio_is_threestudios_at_step_0(backend):
   """configs/hamburger.py's regularizer weights are threestudio's (configs/dreamfusion-sd.yaml)
   in our reduction: each term's gradient, computed here with threestudio's own reductions (means
