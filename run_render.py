@@ -14,13 +14,13 @@ file and any earlier render as it was.
 Exit codes: 0 done; 2 a bad flag or workdir (one line naming it and what it allows); 130
 interrupted (Ctrl-C).
 """
-import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 
 from dreamfusion_jax import export
+from dreamfusion_jax.errors import fail
 
 _D = export.Options()
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A run_train.py output directory.')
@@ -45,11 +45,6 @@ _MESH_LEVEL = flags.DEFINE_float('mesh_level', _D.mesh_level,
                                  'density at the surface the renders see.')
 _CHUNK = flags.DEFINE_integer('chunk', _D.chunk, 'Rays per compiled call (bounds memory).')
 flags.mark_flags_as_required(['workdir'])
-
-
-def fail(message: str, code: int) -> None:
-  print(f'error: {message}', file=sys.stderr, flush=True)
-  sys.exit(code)
 
 
 def parse_flags(argv):

@@ -18,12 +18,13 @@ it (a TPU pod, SLURM or Open MPI launch that jax detects, or JAX_COORDINATOR_ADD
 JAX_NUM_PROCESSES and JAX_PROCESS_ID), and only process 0 writes files.
 """
 import os
-import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
+
+from dreamfusion_jax.errors import fail
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py).',
                                           lock_config=True)
@@ -35,11 +36,6 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 _CLUSTER_ENV = ('JAX_COORDINATOR_ADDRESS', 'TPU_WORKER_HOSTNAMES', 'SLURM_JOB_ID',
                 'OMPI_COMM_WORLD_SIZE')
-
-
-def fail(message: str, code: int) -> None:
-  print(f'error: {message}', file=sys.stderr, flush=True)
-  sys.exit(code)
 
 
 def parse_flags(argv):

@@ -46,8 +46,7 @@ def check(options: Options, max_log_density: float = math.inf) -> None:
   max_log_density: the run's field.max_log_density, the largest raw density the field can have
   (a mesh level above it would cut nothing).
   """
-  finite = lambda x: math.isfinite(x)  # pylint: disable=unnecessary-lambda-assignment
-  level = options.mesh_level
+  finite, level = math.isfinite, options.mesh_level
   rules = [('resolution', options.resolution >= 16 and options.resolution % 2 == 0,
             'an even number >= 16 (H.264 needs even sizes)'),
            ('frames', options.frames >= 1, '>= 1'), ('fps', options.fps >= 1, '>= 1'),

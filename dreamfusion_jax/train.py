@@ -136,12 +136,12 @@ def needs_normals(config) -> bool:
   return bool(config.ablation.shading or s.orientation_start > 0 or s.orientation_end > 0)
 
 
-def views_per_device(config, num_devices: Optional[int] = None) -> int:
-  """render.batch_size (views per step, global) over the devices (all processes' by default).
+def views_per_device(config) -> int:
+  """render.batch_size (views per step, global) over all processes' devices.
 
   Raises SetupError when the batch does not split evenly.
   """
-  num_devices = jax.device_count() if num_devices is None else num_devices
+  num_devices = jax.device_count()
   batch = config.render.batch_size
   if batch % num_devices:
     raise SetupError(f'config.render.batch_size={batch} does not split over {num_devices} '

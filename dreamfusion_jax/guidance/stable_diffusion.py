@@ -414,7 +414,7 @@ def provenance(model: str, revision: str, loaded) -> dict:
   'directory' (local copies), 'revision', 'commit' (hub ids: the cached snapshot), 'sha256'
   {subfolder/file: hex digest of each weight file read}}.
   """
-  hashes, commit = {}, None
+  hashes, commit, local = {}, None, os.path.isdir(model)
   for subfolder, (library, flax) in loaded.items():
     flax_file, torch_files = WEIGHT_FILES[library]
     # transformers' Flax classes also read PyTorch safetensors directly.
@@ -422,10 +422,9 @@ def provenance(model: str, revision: str, loaded) -> dict:
       path = _local_file(model, revision, f'{subfolder}/{name}')
       if path:
         hashes[f'{subfolder}/{name}'] = sha256_of(path)
-        if not os.path.isdir(model):  # .../snapshots/<commit>/<subfolder>/<name>
+        if not local:  # .../snapshots/<commit>/<subfolder>/<name>
           commit = os.path.basename(os.path.dirname(os.path.dirname(path)))
         break
-  local = os.path.isdir(model)
   return dict(model=model, directory=os.path.abspath(model) if local else None,
               revision=None if local else revision, commit=commit, sha256=hashes)
 
