@@ -7,7 +7,8 @@
 
 Loads DIR/config.json and the latest checkpoint in DIR/checkpoints and writes DIR/render/:
 {shaded,albedo,textureless,normals,depth}.mp4 (30 fps), contact_sheet.png (8 azimuths x the five
-kinds), mesh.glb and mesh.obj (vertex colours from the albedo) and summary.json. They are written
+kinds), mesh.glb and mesh.obj (vertex colours from the albedo), index.html (the report: open it
+by double-click; training curves as curves_*.png beside it) and summary.json. They are written
 into a temporary directory and moved into DIR/render whole, so an interrupted render leaves no
 file and any earlier render as it was.
 
@@ -71,7 +72,7 @@ def main(argv):
   except KeyboardInterrupt:
     fail(f'interrupted: nothing written ({_WORKDIR.value}/render, if any, is as it was)', 130)
   print(f"done: step {summary['step']}; wrote {', '.join(sorted(summary['files'].values()))} "
-        f'in {_WORKDIR.value}/render')
+        f'in {_WORKDIR.value}/render; open {_WORKDIR.value}/render/index.html')
 
 
 if __name__ == '__main__':

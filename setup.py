@@ -6,6 +6,8 @@ setup(
     version="0.1.0",
     description="A faithful JAX/Flax reimplementation of DreamFusion (Poole et al., ICLR 2023).",
     packages=find_packages(include=["dreamfusion_jax", "dreamfusion_jax.*"]),
+    # The report's 3-D viewer (scripts/vendor_model_viewer.sh vendors it from npm).
+    package_data={"dreamfusion_jax": ["vendor/model-viewer/*"]},
     python_requires=">=3.11",  # jax 0.10.2 needs Python >= 3.11.
     install_requires=[
         # JAX stack: pinned to the versions the test suite runs against.
@@ -32,6 +34,8 @@ setup(
         "scikit-image>=0.19",
         # .glb / .obj export with vertex colours (tested with 5.2.0).
         "trimesh>=4.0",
+        # The report's training curves (run_render.py's index.html; tested with 3.11.2).
+        "matplotlib>=3.8",
     ],
     extras_require={
         "test": [
@@ -43,6 +47,9 @@ setup(
             # Stable Diffusion backend is checked against (and what converts PyTorch-only
             # weights). 2.13.0 is the CPU wheel our machines carry; see the README.
             "torch==2.13.0",
+            # Drives Debian's chromium (/usr/bin/chromium) for the report's browser test; its
+            # own browser downloads are never used.
+            "playwright==1.65.2",
         ],
     },
 )

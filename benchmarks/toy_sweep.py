@@ -57,6 +57,7 @@ def train(overrides: Dict) -> Dict:
   config.update_from_flattened_dict(overrides)
   config.log.preview_every = config.num_steps
   config.log.checkpoint_every = config.num_steps
+  config.log.eval_every = 0  # Final metrics only: the sweeps read metrics.json, not curves.
   with tempfile.TemporaryDirectory() as workdir:
     start = time.time()
     metrics = runner.run(config, os.path.join(workdir, 'run'))

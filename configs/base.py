@@ -210,6 +210,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.log.every = 50  # Scalars to TensorBoard and the progress bar.
   c.log.preview_every = 500  # Preview image (shaded | albedo | textureless | normals).
   c.log.preview_resolution = 64  # Preview render size.
+  # Held-out metrics (the toy world's) to TensorBoard every this many steps, as curves for
+  # run_render.py's report; 0: only at step 0 and the end (metrics.json has both either way).
+  c.log.eval_every = 0
   c.log.checkpoint_every = 1_000  # Orbax checkpoint into WORKDIR/checkpoints (and at the end).
   c.log.max_checkpoints = 3  # Checkpoints kept on disk.
 

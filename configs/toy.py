@@ -79,5 +79,6 @@ def get_config():
   c.log.every = 10  # Scalars and progress-bar figures.
   c.log.preview_every = 100  # Preview images.
   c.log.preview_resolution = 32  # Preview size.
+  c.log.eval_every = 100  # Held-out metrics over steps (the report's curves).
   c.log.checkpoint_every = 400  # Checkpoints.
   return c

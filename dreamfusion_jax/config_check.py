@@ -197,6 +197,7 @@ def _rules() -> Dict[str, Rule]:
       'log.every': POSITIVE_INT,
       'log.preview_every': POSITIVE_INT,
       'log.preview_resolution': POSITIVE_INT,
+      'log.eval_every': COUNT,
       'log.checkpoint_every': POSITIVE_INT,
       'log.max_checkpoints': POSITIVE_INT,
       'debug.nan_step': integer(-1),

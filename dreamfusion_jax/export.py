@@ -1,4 +1,5 @@
-"""What run_render.py does: a trained run's checkpoint -> WORKDIR/render/ (videos, sheet, mesh).
+"""What run_render.py does: a trained run's checkpoint -> WORKDIR/render/ (videos, sheet, mesh,
+index.html: report.py).
 
   load(workdir)                 the latest checkpoint as a views.Subject, its step and config
   render_subject(subject, ...)  turntable videos, the contact sheet and the mesh of any Subject
@@ -17,6 +18,7 @@ import jax
 import ml_collections
 
 from dreamfusion_jax import mesh as mesh_lib
+from dreamfusion_jax import report
 from dreamfusion_jax import runner
 from dreamfusion_jax import train
 from dreamfusion_jax import turntable
@@ -175,7 +177,8 @@ def write_contact_sheet(render_view, subject: views.Subject, out_dir: str, optio
 
 
 def run(workdir: str, options: Options) -> Dict:
-  """Renders the latest checkpoint of `workdir` into workdir/render/ and writes summary.json.
+  """Renders the latest checkpoint of `workdir` into workdir/render/ with its report page
+  (index.html: report.write) and summary.json.
 
   Everything is written into a temporary directory beside it and moved into place whole once
   done: an interrupted or failed render leaves no file, and any earlier render/ as it was.
@@ -185,13 +188,23 @@ def run(workdir: str, options: Options) -> Dict:
   check(options, config.field.max_log_density)
   out_dir = os.path.join(workdir, 'render')
   tmp = tempfile.mkdtemp(prefix='.render-', dir=workdir)
+  os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would make render/ private.
   try:
     summary = dict(step=step, **render_subject(subject, tmp, options))
+    rendered = {k: os.path.join(tmp, v) for k, v in summary['files'].items()}
+    written = report.write(tmp, workdir, summary, rendered)
+    summary['files'].update({k: os.path.basename(v) for k, v in written.items()})
     runner.write_json(os.path.join(tmp, 'summary.json'), summary)
     replace_directory(tmp, out_dir)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
   return summary
+
+
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
 
 
 def replace_directory(new: str, path: str) -> None:

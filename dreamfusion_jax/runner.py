@@ -139,6 +139,13 @@ class Logger:
       self.writer.close()
 
 
+def heldout_scalars(metrics: Dict) -> Dict[str, float]:
+  """An evaluation's scalar metrics as TensorBoard tags heldout/NAME (per-view lists and
+  metrics without a value, None, are left out)."""
+  return {f'heldout/{k}': float(v) for k, v in metrics.items()
+          if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
 def default_evaluate(config) -> EvaluateFn:
   """The toy world's metrics for the empirical prior; none otherwise."""
   if config.guidance.name == 'empirical':
@@ -348,6 +355,8 @@ def run(config, workdir: str, evaluate: Optional[EvaluateFn] = None, overwrite: 
   logger = Logger(workdir, start_step)
   evaluate = evaluate or default_evaluate(config)
   initial = evaluate(model, fresh.params, 0)  # Deterministic: the same on a resumed run.
+  if not start_step:
+    logger.scalars(0, heldout_scalars(initial))  # The held-out curves start at step 0.
   wait_for_all()
 
   start_time = time.time()
@@ -356,7 +365,7 @@ def run(config, workdir: str, evaluate: Optional[EvaluateFn] = None, overwrite: 
     bar = tqdm.trange(start_step, config.num_steps, initial=start_step, total=config.num_steps,
                       desc='train', disable=not is_writer(), dynamic_ncols=True)
     state, last = train_loop(config, update, state, frozen, key_train, ids, bar, logger,
-                             preview, manager)
+                             preview, manager, lambda params, step: evaluate(model, params, step))
   finally:
     if bar is not None:
       bar.close()  # Ends the bar's line: a message after it (Ctrl-C, an error) starts afresh.
@@ -424,8 +433,10 @@ def close_quietly(manager) -> None:
       pass
 
 
-def train_loop(config, update, state, frozen, key_train, ids, bar, logger, preview, manager):
-  """The steps from the state's step to num_steps: update, log, preview, checkpoint.
+def train_loop(config, update, state, frozen, key_train, ids, bar, logger, preview, manager,
+               evaluate):
+  """The steps from the state's step to num_steps: update, log, held-out metrics, preview,
+  checkpoint. evaluate: (params, step) -> metrics (runner.EvaluateFn with the model bound).
 
   Returns (state, the last logged scalars).
   """
@@ -443,6 +454,9 @@ def train_loop(config, update, state, frozen, key_train, ids, bar, logger, previ
         skipped_seen = int(last['skipped'])
         bar.write(f'warning: {skipped_seen} step(s) skipped so far, as of step {done}: their '
                   'gradients were not finite, so the params kept their values', file=sys.stderr)
+    if config.log.eval_every and (done % config.log.eval_every == 0
+                                  or done == config.num_steps):
+      logger.scalars(done, heldout_scalars(evaluate(first_replica(state.params), done)))
     if done % config.log.preview_every == 0 or done == config.num_steps:
       logger.image(done, preview(first_replica(state.params), done))
     if done % config.log.checkpoint_every == 0 or done == config.num_steps:

@@ -13,8 +13,9 @@ import pytest
 import jax.numpy as jnp
 import trimesh
 
-from dreamfusion_jax import export, render, scenes, turntable, views
+from dreamfusion_jax import export, render, report, scenes, turntable, views
 from dreamfusion_jax.errors import EmptyFieldError, SetupError
+from tests import browser
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,7 +26,7 @@ TRAIN = [
     '--config.render.num_samples=12', '--config.render.num_importance_samples=4',
     '--config.field.width=16', '--config.field.num_blocks=1', '--config.toy.images_per_object=12',
     "--config.toy.objects=('toy hamburger','red ball')", '--config.log.preview_resolution=12',
-    '--config.field.density_offset=-3.0',
+    '--config.field.density_offset=-3.0', '--config.log.eval_every=1',
 ]
 RENDER = ['--resolution=16', '--frames=4', '--sheet_views=4', '--mesh_resolution=24',
           '--chunk=256']
@@ -102,7 +103,8 @@ def test_writes_videos_contact_sheet_and_mesh(checkpoint):
   out = checkpoint / 'render'
   assert sorted(os.listdir(out)) == sorted(
       [f'{k}.mp4' for k in turntable.KINDS] + ['contact_sheet.png', 'mesh.glb', 'mesh.obj',
-                                               'summary.json'])
+                                               'summary.json', 'index.html', 'curves_train.png',
+                                               'curves_heldout.png'])
   for kind in turntable.KINDS:
     frames, fps = decode(out / f'{kind}.mp4')
     assert frames.shape == (4, 16, 16, 3) and fps == 30, kind
@@ -113,6 +115,17 @@ def test_writes_videos_contact_sheet_and_mesh(checkpoint):
   summary = json.loads((out / 'summary.json').read_text())
   assert summary['step'] == 2 and summary['mesh']['faces'] == len(mesh.faces)
   assert 'Traceback' not in proc.stderr
+  # The report's held-out curves (log.eval_every=1) end where metrics.json does, from step 0.
+  metrics = json.loads((checkpoint / 'metrics.json').read_text())
+  scalars = report.read_scalars(str(checkpoint / 'tensorboard'))
+  for name in ('psnr', 'psnr_fg', 'iou', 'normal_err_deg'):
+    steps, values = scalars[f'heldout/{name}']
+    assert list(steps) == [0, 1, 2], name
+    np.testing.assert_allclose(values[[0, 2]], [metrics[f'initial_{name}'], metrics[name]],
+                               rtol=1e-6, err_msg=name)  # TensorBoard keeps float32.
+  if browser.missing() is None:  # test_report.py says when it is skipped.
+    page = browser.open_report(str(out / 'index.html'))
+    assert page.errors == [] and page.model == 'loaded' and page.viewer_loaded
 
 
 @pytest.mark.slow  # Trains a tiny checkpoint first (about a minute on a loaded 2-core CPU).
@@ -207,6 +220,6 @@ def test_a_finished_render_replaces_the_earlier_one_whole(tmp_path, monkeypatch)
   monkeypatch.setattr(export, 'load', lambda workdir: (analytic_subject(BALL), 5, config))
   summary = export.run(str(tmp_path), SMALL._replace(mesh=False, frames=2))
   assert sorted(os.listdir(tmp_path)) == ['render']  # No temporary directory left.
-  assert sorted(os.listdir(earlier)) == sorted(
-      [f'{k}.mp4' for k in turntable.KINDS] + ['contact_sheet.png', 'summary.json'])
+  assert sorted(os.listdir(earlier)) == sorted(  # The report, without curves: no events.
+      [f'{k}.mp4' for k in turntable.KINDS] + ['contact_sheet.png', 'summary.json', 'index.html'])
   assert json.loads((earlier / 'summary.json').read_text())['step'] == summary['step'] == 5
