@@ -43,3 +43,32 @@ def test_held_out_cameras_are_the_ring_and_the_front_at_two_elevations():
   cams = toy.held_out_cameras(None)
   assert cams[:8] == [(30.0, float(az)) for az in range(0, 360, 45)]
   assert cams[8:] == [(0.0, 0.0), (60.0, 0.0)]
+
+
+def _evaluate(name, **field):
+  """toy.make_evaluate's metrics of a fresh field for library object `name` (field overrides)."""
+  import jax
+  from configs import toy as toy_config
+  from dreamfusion_jax import train
+  config = toy_config.get_config()
+  config.prompt = name
+  config.field.update(field)
+  model = train.build_model(config, guidance=None)
+  params = train.init_state(model, jax.random.PRNGKey(0)).params
+  return toy.make_evaluate(config)(model, params, 0)
+
+
+def test_an_empty_field_fails_every_headline_metric():
+  """Nothing at all (raw density -60: every pixel background) fails every headline target,
+  although its whole-image PSNR against the white snowman beats the hamburger's 25 dB target."""
+  m = _evaluate('snowman', density_offset=-60.0)
+  assert m['iou'] == 0.0 and m['psnr_gain'] == 0.0 and m['psnr_fg_gain'] == 0.0
+  assert [f.split()[0] for f in m['headline_failures']] == list(toy.HEADLINE)
+  assert m['psnr'] > 25.0 and m['psnr_fg'] > 20.0  # What PSNR alone would have passed.
+
+
+def test_a_collapsed_blob_fails_every_headline_metric():
+  """The initial density blob (what the pale-object runs collapsed to) on the white snowman."""
+  m = _evaluate('snowman')
+  assert m['iou'] < 0.5
+  assert [f.split()[0] for f in m['headline_failures']] == list(toy.HEADLINE)
