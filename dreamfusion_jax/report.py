@@ -159,6 +159,10 @@ def metrics_tables(metrics: Dict) -> str:
   both = [(k, metrics[f'initial_{k}'], metrics[k]) for k in metrics
           if k in initial and not isinstance(metrics[k], (list, dict))]
   parts = []
+  if isinstance(metrics.get('headline_failures'), list):  # The toy world's (toy.HEADLINE).
+    failures = metrics['headline_failures']
+    parts.append('<p><b>Headline: ' + ('passed' if not failures else 'failed: ' + html.escape(
+        '; '.join(failures))) + '</b> (toy.HEADLINE: scores an empty field cannot pass)</p>')
   if both:
     parts.append('<h3>Held-out metrics</h3>' + _table(both, ('metric', 'step 0', 'end')))
   if isinstance(metrics.get('final'), dict):

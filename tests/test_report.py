@@ -71,6 +71,7 @@ def rendered_run(tmp_path_factory):
   config = runner.config_dict(toy.get_config())
   config['prompt'] = 'a <b>ball</b> & co'  # Escaped on the page, not markup.
   metrics = dict(steps=4, psnr=20.5, initial_psnr=9.25, iou=0.75, initial_iou=0.125,
+                 headline_failures=['iou 0.75 < 0.85'], initial_headline_failures=['iou'],
                  final=dict(loss=1.5, loss_sds=1.25), params_digest='ab' * 32,
                  views=[dict(psnr=20.5)])
   (work / 'config.json').write_text(json.dumps(config))
@@ -98,6 +99,7 @@ def test_report_shows_the_run(rendered_run):
   assert '<tr><td>psnr</td><td>9.25</td><td>20.5</td></tr>' in text
   assert '<tr><td>iou</td><td>0.125</td><td>0.75</td></tr>' in text
   assert '<tr><td>loss_sds</td><td>1.25</td></tr>' in text and 'ab' * 32 in text
+  assert '<b>Headline: failed: iou 0.75 &lt; 0.85</b>' in text
   # The viewer's model is the mesh file, byte for byte.
   uri = re.search(r'<model-viewer src="data:model/gltf-binary;base64,([^"]+)"', text).group(1)
   assert base64.b64decode(uri) == (work / 'render' / 'mesh.glb').read_bytes()
