@@ -7,7 +7,8 @@
 
 Loads DIR/config.json and the latest checkpoint in DIR/checkpoints and writes DIR/render/:
 {shaded,albedo,textureless,normals,depth}.mp4 (30 fps), contact_sheet.png (8 azimuths x the five
-kinds), mesh.glb and mesh.obj (vertex colours from the albedo), index.html (the report: open it
+kinds), mesh.glb and mesh.obj (vertex colours from the albedo), mesh_textured.{glb,obj,mtl,png}
+(the same mesh UV-unwrapped, its albedo baked into a texture), index.html (the report: open it
 by double-click; training curves as curves_*.png beside it) and summary.json. They are written
 into a temporary directory and moved into DIR/render whole, so an interrupted render leaves no
 file and any earlier render as it was.
@@ -44,6 +45,9 @@ _MESH_RESOLUTION = flags.DEFINE_integer('mesh_resolution', _D.mesh_resolution,
 _MESH_LEVEL = flags.DEFINE_float('mesh_level', _D.mesh_level,
                                  'Raw-density (log density) iso-level of the mesh; unset: the '
                                  'density at the surface the renders see.')
+_TEXTURE_SIZE = flags.DEFINE_integer(
+    'texture_size', _D.texture_size, 'Texture size of the textured mesh (mesh_textured.*), a '
+    'power of two; 0 writes none.')
 _CHUNK = flags.DEFINE_integer('chunk', _D.chunk, 'Rays per compiled call (bounds memory).')
 flags.mark_flags_as_required(['workdir'])
 
@@ -64,7 +68,8 @@ def main(argv):
       resolution=_RESOLUTION.value, frames=_FRAMES.value, fps=_FPS.value,
       elevation_deg=_ELEVATION.value, distance=_DISTANCE.value, focal_mult=_FOCAL.value,
       light=_LIGHT.value, sheet_views=_SHEET_VIEWS.value, mesh=_MESH.value,
-      mesh_resolution=_MESH_RESOLUTION.value, mesh_level=_MESH_LEVEL.value, chunk=_CHUNK.value)
+      mesh_resolution=_MESH_RESOLUTION.value, mesh_level=_MESH_LEVEL.value,
+      texture_size=_TEXTURE_SIZE.value, chunk=_CHUNK.value)
   try:
     summary = export.run(_WORKDIR.value, options)
   except SetupError as e:

@@ -34,6 +34,9 @@ setup(
         "scikit-image>=0.19",
         # .glb / .obj export with vertex colours (tested with 5.2.0).
         "trimesh>=4.0",
+        # The textured mesh's UV atlas (texture.py). Pinned to the release tested: the bindings
+        # are pre-1.0 (0.0.x), so a minor release may change the Atlas/PackOptions API.
+        "xatlas==0.0.11",
         # The report's training curves (run_render.py's index.html; tested with 3.11.2).
         "matplotlib>=3.8",
     ],

@@ -20,6 +20,7 @@ import ml_collections
 from dreamfusion_jax import mesh as mesh_lib
 from dreamfusion_jax import report
 from dreamfusion_jax import runner
+from dreamfusion_jax import texture
 from dreamfusion_jax import train
 from dreamfusion_jax import turntable
 from dreamfusion_jax import views
@@ -39,6 +40,7 @@ class Options(NamedTuple):
   mesh: bool = True  # Whether to extract and write the mesh.
   mesh_resolution: int = 128  # Marching-cubes grid points per axis across the bounding sphere.
   mesh_level: Optional[float] = None  # Raw-density iso-level; None measures it from renders.
+  texture_size: int = texture.DEFAULT_SIZE  # The textured mesh's texture (a power of two; 0 none).
   chunk: int = 1024  # Rays per compiled call (and mesh.POINTS_PER_RAY x as many grid points).
 
 
@@ -62,6 +64,8 @@ def check(options: Options, max_log_density: float = math.inf) -> None:
            ('mesh_level', level is None or finite(level) and level < max_log_density,
             'a finite log density below the field\'s largest, field.max_log_density='
             f'{max_log_density:g} (unset: measured from the renders)'),
+           ('texture_size', options.texture_size == 0 or texture.valid_size(options.texture_size),
+            f'{texture.SIZES}, or 0 for no textured mesh'),
            ('chunk', options.chunk >= 1, '>= 1')]
   for name, ok, allowed in rules:
     if not ok:
@@ -100,7 +104,8 @@ def load(workdir: str) -> Tuple[views.Subject, int, ml_collections.ConfigDict]:
 
 
 def render_subject(subject: views.Subject, out_dir: str, options: Options) -> Dict:
-  """Writes out_dir/{KIND}.mp4, contact_sheet.png, mesh.glb and mesh.obj; returns a summary.
+  """Writes out_dir/{KIND}.mp4, contact_sheet.png, mesh.glb and mesh.obj (vertex colours) and
+  mesh_textured.{glb,obj,mtl,png} (texture.bake); returns a summary.
 
   The mesh is extracted first, so an empty field raises EmptyFieldError before any file exists.
   """
@@ -110,14 +115,23 @@ def render_subject(subject: views.Subject, out_dir: str, options: Options) -> Di
   start = time.time()
   mesh = None
   if options.mesh:
+    # One compiled field query for the mesh's level, grid and colours and the texture's bake.
+    point_fn = views.make_point_fn(subject, mesh_lib.POINTS_PER_RAY * options.chunk)
     mesh = mesh_lib.extract(subject, options.mesh_resolution, options.chunk,
-                            options.mesh_level, options.distance, options.focal_mult, render_view)
+                            options.mesh_level, options.distance, options.focal_mult, render_view,
+                            point_fn=point_fn)
     summary['mesh'] = dict(level=mesh.level, vertices=len(mesh.vertices), faces=len(mesh.faces),
                            seconds=time.time() - start,
                            file_axes='glTF: +Y up, front +Z; file (x, y, z) = world (y, z, x)')
   os.makedirs(out_dir, exist_ok=True)
   if mesh is not None:
     files.update(mesh_lib.write(mesh, out_dir))
+    if options.texture_size:
+      start = time.time()
+      textured = texture.bake(mesh, point_fn, options.texture_size)
+      files.update(texture.write(textured, out_dir))
+      summary['texture'] = dict(size=options.texture_size, vertices=len(textured.vertices),
+                                seconds=time.time() - start)
   start = time.time()
   sheet = write_turntable(render_view, subject, out_dir, options, files)
   summary['turntable_seconds'] = time.time() - start

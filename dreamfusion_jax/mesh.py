@@ -15,7 +15,7 @@
 4. Files (write): .glb (glTF binary) and .obj with vertex colours, written with trimesh. glTF is
    +Y up with the front facing +Z, so files hold (y, z, x) of the world's (x, y, z) (+z up, +x
    front): Blender's glTF and OBJ importers (defaults) then show the object upright, its front
-   toward Blender's front view.
+   toward Blender's front view. texture.py bakes the same surface's albedo into a texture.
 An empty field raises EmptyFieldError before anything is written.
 """
 import os
@@ -130,7 +130,8 @@ def albedo_colors(point_fn, vertices: np.ndarray) -> np.ndarray:
 
 
 def extract(subject: views.Subject, resolution: int, chunk: int, level: Optional[float] = None,
-            distance: float = 1.3, focal_mult: float = 1.0, render_view=None) -> Mesh:
+            distance: float = 1.3, focal_mult: float = 1.0, render_view=None,
+            point_fn=None) -> Mesh:
   """The field's surface as a coloured Mesh (module docstring).
 
   Args:
@@ -140,11 +141,13 @@ def extract(subject: views.Subject, resolution: int, chunk: int, level: Optional
     level: the raw-density iso-level; None measures it from renders (surface_level) taken from
       `distance` with focal length focal_mult * width.
     render_view: views.make_camera_fn(subject, chunk) if the caller has one compiled already.
+    point_fn: views.make_point_fn(subject, POINTS_PER_RAY * chunk), likewise (texture.bake
+      queries the same function for the albedo).
 
   Raises EmptyFieldError for a field without a surface.
   """
   points = POINTS_PER_RAY * chunk
-  point_fn = views.make_point_fn(subject, points)
+  point_fn = point_fn or views.make_point_fn(subject, points)
   if level is None:
     render_view = render_view or views.make_camera_fn(subject, chunk)
     level = surface_level(render_view, point_fn, level_cameras(distance, focal_mult))

@@ -16,7 +16,8 @@ from tests import browser
 
 BALL_COLOR = (0.9, 0.5, 0.1)  # Orange: the screenshot test looks for it.
 BALL = scenes.scene_field(scenes.union(scenes.sphere(0.3, color=BALL_COLOR)))
-SMALL = export.Options(resolution=16, frames=8, sheet_views=4, mesh_resolution=24, chunk=256)
+SMALL = export.Options(resolution=16, frames=8, sheet_views=4, mesh_resolution=24,
+                       texture_size=64, chunk=256)
 
 
 def _white(directions):
@@ -100,9 +101,9 @@ def test_report_shows_the_run(rendered_run):
   assert '<tr><td>iou</td><td>0.125</td><td>0.75</td></tr>' in text
   assert '<tr><td>loss_sds</td><td>1.25</td></tr>' in text and 'ab' * 32 in text
   assert '<b>Headline: failed: iou 0.75 &lt; 0.85</b>' in text
-  # The viewer's model is the mesh file, byte for byte.
+  # The viewer's model is the textured mesh's file, byte for byte.
   uri = re.search(r'<model-viewer src="data:model/gltf-binary;base64,([^"]+)"', text).group(1)
-  assert base64.b64decode(uri) == (work / 'render' / 'mesh.glb').read_bytes()
+  assert base64.b64decode(uri) == (work / 'render' / 'mesh_textured.glb').read_bytes()
 
 
 def test_report_of_an_unfinished_run_says_so():

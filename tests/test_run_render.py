@@ -29,7 +29,8 @@ TRAIN = [
     '--config.field.density_offset=-3.0', '--config.log.eval_every=1',
 ]
 RENDER = ['--resolution=16', '--frames=4', '--sheet_views=4', '--mesh_resolution=24',
-          '--chunk=256']
+          '--texture_size=64', '--chunk=256']
+TEXTURED = ['mesh_textured.glb', 'mesh_textured.obj', 'mesh_textured.mtl', 'mesh_textured.png']
 
 
 def run(script, *args):
@@ -65,7 +66,8 @@ def analytic_subject(field_fn):
 
 BALL = scenes.scene_field(scenes.union(scenes.sphere(0.3, center=(0.1, 0.0, 0.0),
                                                      color=(0.9, 0.5, 0.1))))
-SMALL = export.Options(resolution=16, frames=8, sheet_views=4, mesh_resolution=24, chunk=256)
+SMALL = export.Options(resolution=16, frames=8, sheet_views=4, mesh_resolution=24,
+                       texture_size=64, chunk=256)
 
 
 @pytest.mark.filterwarnings('ignore:os.fork')  # The reader starts ffmpeg (fork + exec).
@@ -78,7 +80,8 @@ def test_render_subject_writes_every_output(tmp_path):
     summaries[frames] = export.render_subject(analytic_subject(BALL), str(out),
                                               SMALL._replace(frames=frames))
     assert sorted(os.listdir(out)) == sorted(
-        [f'{k}.mp4' for k in turntable.KINDS] + ['contact_sheet.png', 'mesh.glb', 'mesh.obj'])
+        [f'{k}.mp4' for k in turntable.KINDS] + ['contact_sheet.png', 'mesh.glb', 'mesh.obj']
+        + TEXTURED)
     for kind in turntable.KINDS:
       decoded, fps = decode(out / f'{kind}.mp4')
       assert decoded.shape == (frames, 16, 16, 3) and fps == 30, kind
@@ -104,7 +107,7 @@ def test_writes_videos_contact_sheet_and_mesh(checkpoint):
   assert sorted(os.listdir(out)) == sorted(
       [f'{k}.mp4' for k in turntable.KINDS] + ['contact_sheet.png', 'mesh.glb', 'mesh.obj',
                                                'summary.json', 'index.html', 'curves_train.png',
-                                               'curves_heldout.png'])
+                                               'curves_heldout.png'] + TEXTURED)
   for kind in turntable.KINDS:
     frames, fps = decode(out / f'{kind}.mp4')
     assert frames.shape == (4, 16, 16, 3) and fps == 30, kind
@@ -176,6 +179,9 @@ BAD_OPTIONS = {
                                    'field.max_log_density=15'),
     'odd resolution': ('resolution', 33, '--resolution=33 must be an even number >= 16'),
     'no frames': ('frames', 0, '--frames=0 must be >= 1'),
+    'texture size not a power of two': ('texture_size', 1000, '--texture_size=1000 must be a '
+                                        'power of two from 16 to 8192'),
+    'negative texture size': ('texture_size', -1, '--texture_size=-1 must be a power of two'),
 }
 
 
