@@ -100,7 +100,7 @@ FINITE = number()
 
 
 def _rules() -> Dict[str, Rule]:
-  from dreamfusion_jax import guidance, optim, sds
+  from dreamfusion_jax import backends, optim, sds
   return {
       'seed': COUNT,
       'num_steps': POSITIVE_INT,
@@ -161,7 +161,7 @@ def _rules() -> Dict[str, Rule]:
       'schedule.orientation_interp': one_of(ORIENTATION_INTERPS),
       'loss.opacity_weight': NON_NEGATIVE,
       'loss.opacity_eps': POSITIVE,
-      'guidance.name': one_of(guidance.BACKENDS),
+      'guidance.name': one_of(backends.NAMES),
       'guidance.model': TEXT,
       'guidance.revision': NON_EMPTY_TEXT,
       'guidance.dtype': one_of(GUIDANCE_DTYPES),
@@ -300,20 +300,8 @@ def value_problems(config, ref) -> List[str]:
 
 def cross_field_problems(config) -> List[str]:
   """Constraints between fields (only once each field is valid on its own)."""
-  c, problems = config, []
-  if c.guidance.name == 'stable_diffusion' and not c.guidance.model.strip():
-    problems.append("config.guidance.model='': must name the Stable Diffusion weights when "
-                    "guidance.name='stable_diffusion': a hub id (configs/hamburger.py sets one) "
-                    'or a local diffusers-format directory')
-  if c.guidance.name == 'empirical':
-    from dreamfusion_jax import scenes
-    unknown = [n for n in c.toy.objects if n not in scenes.LIBRARY]
-    if unknown:
-      problems.append(f'config.toy.objects={show(c.toy.objects)}: must be objects of the toy '
-                      f'library {scenes.names()} (unknown: {unknown})')
-    elif c.prompt not in c.toy.objects:
-      problems.append(f'config.prompt={c.prompt!r}: must be one of config.toy.objects '
-                      f'{show(c.toy.objects)} (the empirical prior knows only its objects)')
+  from dreamfusion_jax import backends
+  c, problems = config, backends.config_problems(config, show)  # The prior's own rules first.
   if c.render.near >= c.render.bound_radius:
     problems.append(f'config.render.near={c.render.near!r}: must be less than '
                     f'config.render.bound_radius={c.render.bound_radius!r}')

@@ -27,9 +27,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 import tqdm
 
+from dreamfusion_jax import backends
 from dreamfusion_jax import checkpoints
 from dreamfusion_jax import config_check
-from dreamfusion_jax import guidance as guidance_lib
 from dreamfusion_jax import train
 from dreamfusion_jax import views
 from dreamfusion_jax.errors import RunError, SetupError
@@ -144,14 +144,6 @@ def heldout_scalars(metrics: Dict) -> Dict[str, float]:
   metrics without a value, None, are left out)."""
   return {f'heldout/{k}': float(v) for k, v in metrics.items()
           if isinstance(v, (int, float)) and not isinstance(v, bool)}
-
-
-def default_evaluate(config) -> EvaluateFn:
-  """The toy world's metrics for the empirical prior; none otherwise."""
-  if config.guidance.name == 'empirical':
-    from dreamfusion_jax import toy
-    return toy.make_evaluate(config)
-  return lambda model, params, step: {}
 
 
 # --------------------------------------------------------------------------- set-up
@@ -331,7 +323,7 @@ def run(config, workdir: str, evaluate: Optional[EvaluateFn] = None, overwrite: 
   config_check.check(config, reference)
   train.views_per_device(config)  # SetupError unless render.batch_size splits over the devices.
   from_writer(lambda: check_workdir(config, workdir, overwrite))
-  model = train.build_model(config, guidance_lib.build(config))  # Loads the prior (slow).
+  model = train.build_model(config, backends.build_guidance(config))  # Loads the prior (slow).
   from_writer(lambda: claim_workdir(workdir, overwrite))
   key_init, key_train = jax.random.split(jax.random.PRNGKey(config.seed))
   fresh = train.init_state(model, key_init)
@@ -353,7 +345,7 @@ def run(config, workdir: str, evaluate: Optional[EvaluateFn] = None, overwrite: 
   preview = views.make_preview_fn(model, config.log.preview_resolution)
   preview(fresh.params, start_step)
   logger = Logger(workdir, start_step)
-  evaluate = evaluate or default_evaluate(config)
+  evaluate = evaluate or backends.make_evaluate(config)
   initial = evaluate(model, fresh.params, 0)  # Deterministic: the same on a resumed run.
   if not start_step:
     logger.scalars(0, heldout_scalars(initial))  # The held-out curves start at step 0.

@@ -10,7 +10,8 @@ Every backend has the same interface, so the update step never knows which prior
   backend.eps(params, z_t, t, emb)  (B, ...) noise prediction for a batch of (z_t, t, embedding);
                                     only ever called on stop_gradient inputs
 
-Classifier-free guidance is not the backend's business: sds.py stacks the unconditional and
+Which backend a config names, and building it, is dreamfusion_jax/backends.py's business.
+Classifier-free guidance is not the backend's business either: sds.py stacks the unconditional and
 conditional embeddings into one eps call and combines them in the paper's convention.
 """
 from typing import Any, Protocol, Sequence
@@ -30,24 +31,3 @@ class Guidance(Protocol):
 
   def eps(self, params, z_t: jnp.ndarray, t: jnp.ndarray, emb: jnp.ndarray) -> jnp.ndarray:
     ...
-
-
-
-BACKENDS = ('empirical', 'stable_diffusion')
-
-
-def build(config) -> Guidance:
-  """The backend named by config.guidance.name, built from the config."""
-  from dreamfusion_jax.errors import SetupError
-  name = config.guidance.name
-  if name == 'empirical':
-    from dreamfusion_jax import toy
-    return toy.build_guidance(config)
-  if name == 'stable_diffusion':
-    try:
-      from dreamfusion_jax.guidance import stable_diffusion
-    except ImportError as e:
-      raise SetupError('guidance.name=stable_diffusion: the Stable Diffusion backend is not '
-                       f'part of this build yet ({e})') from e
-    return stable_diffusion.from_config(config)
-  raise SetupError(f'guidance.name={name!r} is not a guidance backend; allowed: {BACKENDS}')
