@@ -191,3 +191,10 @@ def move_aside(mgr: ocp.CheckpointManager, step: int, quarantine: str) -> None:
   source = os.path.join(str(mgr.directory), str(step))
   shutil.move(source, os.path.join(quarantine, f'{step}-{time.strftime("%Y%m%d-%H%M%S")}'))
   mgr.reload()
+
+
+def restore_or_init(manager: ocp.CheckpointManager, model: train.Model, key) -> train.TrainState:
+  """The newest checkpoint that reads back intact, or a fresh state from `key`."""
+  fresh = train.init_state(model, key)
+  state = restore_latest(manager, fresh)
+  return fresh if state is None else jax.tree.map(jax.numpy.asarray, state)

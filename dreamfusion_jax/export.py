@@ -17,13 +17,14 @@ import imageio.v3 as iio
 import jax
 import ml_collections
 
+from dreamfusion_jax import checkpoints
 from dreamfusion_jax import mesh as mesh_lib
 from dreamfusion_jax import report
-from dreamfusion_jax import runner
 from dreamfusion_jax import texture
 from dreamfusion_jax import train
 from dreamfusion_jax import turntable
 from dreamfusion_jax import views
+from dreamfusion_jax import workdir as workdir_lib
 from dreamfusion_jax.errors import SetupError
 
 
@@ -81,7 +82,7 @@ def load(workdir: str) -> Tuple[views.Subject, int, ml_collections.ConfigDict]:
   checkpoint is missing or unreadable.
   """
   config_path = os.path.join(workdir, 'config.json')
-  checkpoints = os.path.join(workdir, 'checkpoints')
+  checkpoint_dir = os.path.join(workdir, 'checkpoints')
   train_hint = f'train first: python run_train.py --config=configs/toy.py --workdir={workdir}'
   if not os.path.isfile(config_path):
     raise SetupError(f'{config_path} not found: --workdir must be a run_train.py output '
@@ -92,14 +93,14 @@ def load(workdir: str) -> Tuple[views.Subject, int, ml_collections.ConfigDict]:
   except (OSError, ValueError) as e:
     raise SetupError(f'{config_path} cannot be read ({e}): it is not a run_train.py config '
                      f'(rerun run_train.py with --overwrite to write it again)') from e
-  manager = runner.checkpoint_manager(workdir, config) if os.path.isdir(checkpoints) else None
+  manager = checkpoints.manager(workdir, config) if os.path.isdir(checkpoint_dir) else None
   if manager is None or manager.latest_step() is None:
-    raise SetupError(f'no checkpoint in {checkpoints} ({train_hint})')
+    raise SetupError(f'no checkpoint in {checkpoint_dir} ({train_hint})')
   model = train.build_model(config, guidance=None)  # Rendering needs no prior.
-  state = runner.restore_or_init(manager, model, jax.random.PRNGKey(0))
+  state = checkpoints.restore_or_init(manager, model, jax.random.PRNGKey(0))
   step = int(state.step)
   if step == 0:  # restore_or_init's fresh state: no checkpoint read back.
-    raise SetupError(f'no checkpoint in {checkpoints} could be read back ({train_hint})')
+    raise SetupError(f'no checkpoint in {checkpoint_dir} could be read back ({train_hint})')
   return views.model_subject(model, state.params, step), step, config
 
 
@@ -208,7 +209,7 @@ def run(workdir: str, options: Options) -> Dict:
     rendered = {k: os.path.join(tmp, v) for k, v in summary['files'].items()}
     written = report.write(tmp, workdir, summary, rendered)
     summary['files'].update({k: os.path.basename(v) for k, v in written.items()})
-    runner.write_json(os.path.join(tmp, 'summary.json'), summary)
+    workdir_lib.write_json(os.path.join(tmp, 'summary.json'), summary)
     replace_directory(tmp, out_dir)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)

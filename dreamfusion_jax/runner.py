@@ -11,12 +11,9 @@ evaluation, logging) draws randomness.
 """
 import contextlib
 import itertools
-import json
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from typing import Callable, Dict, Optional
@@ -32,51 +29,17 @@ from dreamfusion_jax import checkpoints
 from dreamfusion_jax import config_check
 from dreamfusion_jax import train
 from dreamfusion_jax import views
+from dreamfusion_jax import workdir as workdir_lib
 from dreamfusion_jax.errors import RunError, SetupError
 
 # (model, params, step) -> metrics of params trained for `step` steps (the step sets the IPE
 # variance they are rendered with, as in training).
 EvaluateFn = Callable[[train.Model, dict, int], Dict[str, float]]
 
-# What run() writes under the workdir: --overwrite deletes exactly these.
-RUN_FILES = ('checkpoints', 'corrupt_checkpoints', 'previews', 'tensorboard', 'metrics.json',
-             'config.json')
-# Fields that may differ from the workdir's config.json: num_steps extends (or is) the same run,
-# since no schedule depends on it (schedules.py).
-MAY_DIFFER = ('num_steps',)
 
 
 def is_writer() -> bool:
   return jax.process_index() == 0
-
-
-def write_json(path: str, obj) -> None:
-  """Writes JSON atomically (a reader never sees half a file)."""
-  write_text(path, json.dumps(obj, indent=2, sort_keys=True))
-
-
-def write_text(path: str, text: str) -> None:
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    f.write(text)
-  os.replace(tmp, path)
-
-
-def config_dict(config) -> Dict:
-  """The config as config.json holds it (JSON: tuples become lists)."""
-  return json.loads(config.to_json_best_effort())
-
-
-def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
-  """A reader's manager of WORKDIR/checkpoints (run_render.py); see checkpoints.manager."""
-  return checkpoints.manager(workdir, config)
-
-
-def restore_or_init(manager: ocp.CheckpointManager, model: train.Model, key) -> train.TrainState:
-  """The newest checkpoint that reads back intact, or a fresh state from `key`."""
-  fresh = train.init_state(model, key)
-  state = checkpoints.restore_latest(manager, fresh)
-  return fresh if state is None else jax.tree.map(jax.numpy.asarray, state)
 
 
 def _shards(x) -> list:
@@ -193,93 +156,6 @@ def from_writer(fn: Callable, like=None):
   return result
 
 
-def check_writable(workdir: str) -> None:
-  """SetupError unless the workdir exists (or can be made) and takes a new file.
-
-  Leaves no trace: directories it had to make for the check are removed again (the run makes
-  them for good once set-up has succeeded, claim_workdir).
-  """
-  made = _missing_ancestors(workdir)
-  try:
-    os.makedirs(workdir, exist_ok=True)
-    with tempfile.TemporaryFile(dir=workdir):
-      pass
-  except OSError as e:
-    raise SetupError(f'--workdir={workdir}: cannot write there ({e.strerror or e}); choose a '
-                     'directory you can write to') from e
-  finally:
-    for path in made:  # Deepest first.
-      if os.path.isdir(path) and not os.listdir(path):
-        os.rmdir(path)
-
-
-def _missing_ancestors(workdir: str) -> list:
-  """workdir and those of its parents that do not exist yet, deepest first."""
-  missing, path = [], os.path.abspath(workdir)
-  while not os.path.exists(path):
-    missing.append(path)
-    path = os.path.dirname(path)
-  return missing
-
-
-def remove_run(workdir: str) -> None:
-  """Deletes what an earlier run wrote in the workdir (RUN_FILES), config.json last."""
-  for name in sorted(os.listdir(workdir)):
-    if name.startswith('metrics_step_') and name.endswith('.json'):  # keep_earlier_metrics'
-      os.remove(os.path.join(workdir, name))
-  for name in RUN_FILES:
-    path = os.path.join(workdir, name)
-    if os.path.isdir(path):
-      shutil.rmtree(path)
-    elif os.path.exists(path):
-      os.remove(path)
-
-
-def check_reuse(config, workdir: str) -> None:
-  """SetupError if the workdir holds a run of another config (num_steps aside)."""
-  path = os.path.join(workdir, 'config.json')
-  fix = 'Use a new --workdir, or --overwrite to delete that run and start again.'
-  if not os.path.exists(path):
-    if os.path.isdir(checkpoints.directory(workdir)) and os.listdir(
-        checkpoints.directory(workdir)):
-      raise SetupError(f'--workdir={workdir} has checkpoints but no config.json, so which '
-                       f'config made them is unknown. {fix}')
-    return
-  try:
-    with open(path) as f:
-      old = json.load(f)
-  except (OSError, ValueError) as e:
-    raise SetupError(f'{path} cannot be read ({e}). {fix}') from e
-  changed = config_check.differences(old, config_dict(config), ignore=MAY_DIFFER)
-  if changed:
-    lines = '\n'.join(f'  config.{p}: {config_check.show(a)} there, {config_check.show(b)} now'
-                      for p, a, b in changed)
-    raise SetupError(f'--workdir={workdir} holds a run with another config:\n{lines}\n'
-                     f'Only num_steps may change when a workdir is reused (that extends the '
-                     f'run). {fix}')
-
-
-def check_workdir(config, workdir: str, overwrite: bool) -> None:
-  """SetupError unless the workdir is writable and free for this config (any run, with
-  overwrite). Writes nothing: a run that fails at set-up leaves the workdir as it was."""
-  check_writable(workdir)
-  if not overwrite:
-    check_reuse(config, workdir)
-
-
-def claim_workdir(workdir: str, overwrite: bool) -> None:
-  """Once set-up has succeeded: makes the workdir, deleting an earlier run there if overwrite."""
-  os.makedirs(workdir, exist_ok=True)
-  if overwrite:
-    remove_run(workdir)
-
-
-def write_config(config, workdir: str) -> None:
-  """WORKDIR/config.json, the resolved config (after the checkpoints were found compatible)."""
-  write_text(os.path.join(workdir, 'config.json'),
-             config.to_json_best_effort(indent=2, sort_keys=True))
-
-
 def restore_state(config, workdir: str, fresh: train.TrainState):
   """(state, start step): the newest intact checkpoint's state (process 0 reads it, every
   process gets it) or `fresh`, and process 0's checkpoint manager (None elsewhere)."""
@@ -322,20 +198,21 @@ def run(config, workdir: str, evaluate: Optional[EvaluateFn] = None, overwrite: 
   """
   config_check.check(config, reference)
   train.views_per_device(config)  # SetupError unless render.batch_size splits over the devices.
-  from_writer(lambda: check_workdir(config, workdir, overwrite))
+  from_writer(lambda: workdir_lib.check_workdir(config, workdir, overwrite))
   model = train.build_model(config, backends.build_guidance(config))  # Loads the prior (slow).
-  from_writer(lambda: claim_workdir(workdir, overwrite))
+  from_writer(lambda: workdir_lib.claim_workdir(workdir, overwrite))
   key_init, key_train = jax.random.split(jax.random.PRNGKey(config.seed))
   fresh = train.init_state(model, key_init)
   with deferred_interrupts():
     state, manager = restore_state(config, workdir, fresh)
   start_step = int(state.step)
   # A rerun of a finished run changes nothing: process 0 decides, every process returns.
-  finished = finished_results(workdir, start_step, config.num_steps) if is_writer() else None
+  finished = (workdir_lib.finished_results(workdir, start_step, config.num_steps)
+              if is_writer() else None)
   if from_writer(lambda: np.bool_(finished is not None), like=np.bool_(False)):
     close_quietly(manager)
     return finished or dict(steps=start_step, already_finished=True)
-  from_writer(lambda: write_config(config, workdir))
+  from_writer(lambda: workdir_lib.write_config(config, workdir))
   state, frozen = train.replicate(state), train.replicate(train.make_frozen(model))
   ids = train.global_replica_ids()
   # Everything the loop runs is compiled before it starts (see wait_for_all); the calls below
@@ -364,32 +241,6 @@ def run(config, workdir: str, evaluate: Optional[EvaluateFn] = None, overwrite: 
     logger.close()
     close_quietly(manager)
   return finish(config, workdir, model, state, initial, last, evaluate, start_step, start_time)
-
-
-def finished_results(workdir: str, start_step: int, num_steps: int) -> Optional[Dict]:
-  """metrics.json of a run that already took num_steps steps (marked already_finished), or None
-  (then the run goes on, into a loop of no steps if its metrics.json is missing or unreadable)."""
-  path = os.path.join(workdir, 'metrics.json')
-  if start_step < num_steps or not os.path.isfile(path):
-    return None
-  try:
-    with open(path) as f:
-      results = json.load(f)
-  except (OSError, ValueError):
-    return None  # Unreadable: the loop of no steps writes it again.
-  return dict(results, already_finished=True) if results.get('steps') == start_step else None
-
-
-def keep_earlier_metrics(workdir: str) -> None:
-  """Before an extended run writes metrics.json: the earlier run's is kept as
-  metrics_step_N.json (N its steps), so a finished run's results are never lost."""
-  path = os.path.join(workdir, 'metrics.json')
-  try:
-    with open(path) as f:
-      steps = int(json.load(f)['steps'])
-  except (OSError, ValueError, KeyError, TypeError):
-    return
-  os.replace(path, os.path.join(workdir, f'metrics_step_{steps:06d}.json'))
 
 
 @contextlib.contextmanager
@@ -477,6 +328,6 @@ def finish(config, workdir, model, state, initial, last, evaluate, start_step, s
       **{f'initial_{k}': v for k, v in initial.items()},
       **evaluate(model, params, int(replicas[0].step)))
   if is_writer():
-    keep_earlier_metrics(workdir)
-    write_json(os.path.join(workdir, 'metrics.json'), results)
+    workdir_lib.keep_earlier_metrics(workdir)
+    workdir_lib.write_json(os.path.join(workdir, 'metrics.json'), results)
   return results

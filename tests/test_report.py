@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from configs import toy
-from dreamfusion_jax import export, render, report, runner, scenes, turntable, views
+from dreamfusion_jax import export, render, report, runner, scenes, turntable, views, workdir
 from tests import browser
 
 BALL_COLOR = (0.9, 0.5, 0.1)  # Orange: the screenshot test looks for it.
@@ -69,7 +69,7 @@ def rendered_run(tmp_path_factory):
   """A workdir as run_train.py leaves it (config.json, metrics.json, events) with an analytic
   ball rendered into render/ by export.render_subject, and its report written."""
   work = tmp_path_factory.mktemp('report')
-  config = runner.config_dict(toy.get_config())
+  config = workdir.config_dict(toy.get_config())
   config['prompt'] = 'a <b>ball</b> & co'  # Escaped on the page, not markup.
   metrics = dict(steps=4, psnr=20.5, initial_psnr=9.25, iou=0.75, initial_iou=0.125,
                  headline_failures=['iou 0.75 < 0.85'], initial_headline_failures=['iou'],

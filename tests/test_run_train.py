@@ -11,7 +11,7 @@ import jax
 import ml_collections
 import pytest
 
-from dreamfusion_jax import runner, toy, train
+from dreamfusion_jax import checkpoints, toy, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,9 +55,9 @@ def test_checkpoint_restores_to_the_reported_digest(tiny_run):
   workdir, cache = tiny_run
   config = ml_collections.ConfigDict(json.loads((workdir / 'config.json').read_text()))
   model = train.build_model(config, toy.build_guidance(config))
-  manager = runner.checkpoint_manager(str(workdir), config)
+  manager = checkpoints.manager(str(workdir), config)
   assert manager.latest_step() == 4
-  state = runner.restore_or_init(manager, model, jax.random.PRNGKey(123))
+  state = checkpoints.restore_or_init(manager, model, jax.random.PRNGKey(123))
   metrics = json.loads((workdir / 'metrics.json').read_text())
   assert train.params_digest(state.params) == metrics['params_digest']
   fresh = train.init_state(model, jax.random.PRNGKey(123))
@@ -115,7 +115,7 @@ def test_ctrl_c_is_one_line_exit_130_and_keeps_the_checkpoints(tiny_run, tmp_pat
   assert errors == [f'error: interrupted: the checkpoints in {copy}/checkpoints are kept; run the '
                     'same command again to resume from the newest'], rest
   config = ml_collections.ConfigDict(json.loads((copy / 'config.json').read_text()))
-  assert runner.checkpoint_manager(str(copy), config).latest_step() >= 4
+  assert checkpoints.manager(str(copy), config).latest_step() >= 4
 
 
 @pytest.mark.parametrize('body, message', [

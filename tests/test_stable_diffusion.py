@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from configs import base, hamburger
-from dreamfusion_jax import errors, runner, sds, train
+from dreamfusion_jax import checkpoints, errors, sds, train
 from dreamfusion_jax.guidance import stable_diffusion as sd
 from tests import sd_pipeline
 
@@ -432,7 +432,7 @@ def test_run_train_hamburger_with_the_tiny_pipeline(pipeline_dir, tmp_path):
   assert config.to_dict() == json.loads(expected.to_json_best_effort())
 
   model = train.build_model(config, sd.from_config(config))
-  state = runner.restore_or_init(runner.checkpoint_manager(str(workdir), config), model,
+  state = checkpoints.restore_or_init(checkpoints.manager(str(workdir), config), model,
                                  jax.random.PRNGKey(99))
   assert int(state.step) == 3
   assert train.params_digest(state.params) == metrics['params_digest']
