@@ -17,6 +17,8 @@ Exit codes: 0 done; 2 a bad flag or workdir (one line naming it and what it allo
 interrupted (Ctrl-C).
 """
 
+import typing
+
 from absl import app
 from absl import flags
 from absl import logging
@@ -24,31 +26,24 @@ from absl import logging
 from dreamfusion_jax import export
 from dreamfusion_jax.errors import fail
 
-_D = export.Options()
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A run_train.py output directory.')
-_RESOLUTION = flags.DEFINE_integer('resolution', _D.resolution,
-                                   'Video frame and contact-sheet tile size (square, even).')
-_FRAMES = flags.DEFINE_integer('frames', _D.frames, 'Turntable frames (one full turn).')
-_FPS = flags.DEFINE_integer('fps', _D.fps, 'Video frame rate.')
-_ELEVATION = flags.DEFINE_float('elevation', _D.elevation_deg, 'Camera elevation, degrees.')
-_DISTANCE = flags.DEFINE_float('distance', _D.distance, 'Camera distance from the origin.')
-_FOCAL = flags.DEFINE_float('focal_mult', _D.focal_mult, 'Focal length / image width.')
-_LIGHT = flags.DEFINE_string(
-    'light', _D.light, "Light of the shaded and textureless kinds: 'camera' (a headlight that "
-    "turns with the camera), 'camera:X,Y,Z' (a distant light in the camera's frame: X right, "
-    "Y up, Z toward the viewer) or 'world:X,Y,Z' (a distant light fixed in the world, +z up, "
-    '+x the front).')
-_SHEET_VIEWS = flags.DEFINE_integer('sheet_views', _D.sheet_views, 'Contact-sheet azimuths.')
-_MESH = flags.DEFINE_bool('mesh', _D.mesh, 'Extract and write the mesh.')
-_MESH_RESOLUTION = flags.DEFINE_integer('mesh_resolution', _D.mesh_resolution,
-                                        'Marching-cubes grid points per axis.')
-_MESH_LEVEL = flags.DEFINE_float('mesh_level', _D.mesh_level,
-                                 'Raw-density (log density) iso-level of the mesh; unset: the '
-                                 'density at the surface the renders see.')
-_TEXTURE_SIZE = flags.DEFINE_integer(
-    'texture_size', _D.texture_size, 'Texture size of the textured mesh (mesh_textured.*), a '
-    'power of two; 0 writes none.')
-_CHUNK = flags.DEFINE_integer('chunk', _D.chunk, 'Rays per compiled call (bounds memory).')
+
+
+def define_option_flags():
+  """One flag per export.Options field (export.FLAGS: its name and help; the default and type
+  are the field's)."""
+  defaults = export.Options()
+  define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float,
+            str: flags.DEFINE_string}
+  hints = typing.get_type_hints(export.Options)
+  for field in export.Options._fields:
+    name, help_text = export.FLAGS[field]
+    kind = hints[field]
+    kind = float if kind == typing.Optional[float] else kind
+    define[kind](name, getattr(defaults, field), help_text)
+
+
+define_option_flags()
 flags.mark_flags_as_required(['workdir'])
 
 
@@ -64,12 +59,8 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax logs its restore at INFO.
   from dreamfusion_jax.errors import SetupError
-  options = export.Options(
-      resolution=_RESOLUTION.value, frames=_FRAMES.value, fps=_FPS.value,
-      elevation_deg=_ELEVATION.value, distance=_DISTANCE.value, focal_mult=_FOCAL.value,
-      light=_LIGHT.value, sheet_views=_SHEET_VIEWS.value, mesh=_MESH.value,
-      mesh_resolution=_MESH_RESOLUTION.value, mesh_level=_MESH_LEVEL.value,
-      texture_size=_TEXTURE_SIZE.value, chunk=_CHUNK.value)
+  options = export.Options(**{field: getattr(flags.FLAGS, export.FLAGS[field][0])
+                              for field in export.Options._fields})
   try:
     summary = export.run(_WORKDIR.value, options)
   except SetupError as e:

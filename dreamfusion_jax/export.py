@@ -29,20 +29,47 @@ from dreamfusion_jax.errors import SetupError
 
 
 class Options(NamedTuple):
-  """run_render.py's flags. The defaults finish a toy checkpoint in minutes on a CPU."""
-  resolution: int = 128  # Video frames and contact-sheet tiles are resolution^2 (even).
-  frames: int = 60  # Turntable frames (one turn).
-  fps: int = 30  # Video frame rate.
-  elevation_deg: float = 30.0  # Turntable elevation (the paper evaluates at 30 [P A.3]).
-  distance: float = 1.3  # Camera distance from the origin (the middle of the training range).
-  focal_mult: float = 1.0  # Focal length / image width (a 53 degree field of view).
-  light: str = 'camera'  # Light of the shaded and textureless kinds (turntable.parse_light).
-  sheet_views: int = 8  # Contact-sheet columns: azimuths 360 i / sheet_views.
-  mesh: bool = True  # Whether to extract and write the mesh.
-  mesh_resolution: int = 128  # Marching-cubes grid points per axis across the bounding sphere.
-  mesh_level: Optional[float] = None  # Raw-density iso-level; None measures it from renders.
-  texture_size: int = texture.DEFAULT_SIZE  # The textured mesh's texture (a power of two; 0 none).
-  chunk: int = 1024  # Rays per compiled call (and mesh.POINTS_PER_RAY x as many grid points).
+  """run_render.py's flags (FLAGS: each one's name and help). The defaults finish a toy
+  checkpoint in minutes on a CPU."""
+  resolution: int = 128
+  frames: int = 60
+  fps: int = 30
+  elevation_deg: float = 30.0  # The paper evaluates at 30 [P A.3].
+  distance: float = 1.3  # The middle of the training range.
+  focal_mult: float = 1.0  # A 53 degree field of view.
+  light: str = 'camera'
+  sheet_views: int = 8
+  mesh: bool = True
+  mesh_resolution: int = 128
+  mesh_level: Optional[float] = None
+  texture_size: int = texture.DEFAULT_SIZE
+  chunk: int = 1024
+
+
+# {option: (its run_render.py flag, the flag's help)}: run_render.py defines its flags from this
+# and Options' defaults and types, so each option is declared here alone.
+FLAGS = {
+    'resolution': ('resolution', 'Video frame and contact-sheet tile size (square, even).'),
+    'frames': ('frames', 'Turntable frames (one full turn).'),
+    'fps': ('fps', 'Video frame rate.'),
+    'elevation_deg': ('elevation', 'Camera elevation, degrees.'),
+    'distance': ('distance', 'Camera distance from the origin.'),
+    'focal_mult': ('focal_mult', 'Focal length / image width.'),
+    'light': ('light', "Light of the shaded and textureless kinds: 'camera' (a headlight that "
+              "turns with the camera), 'camera:X,Y,Z' (a distant light in the camera's frame: X "
+              "right, Y up, Z toward the viewer) or 'world:X,Y,Z' (a distant light fixed in the "
+              'world, +z up, +x the front).'),
+    'sheet_views': ('sheet_views', 'Contact-sheet azimuths: 360 i / sheet_views.'),
+    'mesh': ('mesh', 'Extract and write the mesh.'),
+    'mesh_resolution': ('mesh_resolution', 'Marching-cubes grid points per axis across the '
+                        'bounding sphere.'),
+    'mesh_level': ('mesh_level', 'Raw-density (log density) iso-level of the mesh; unset: the '
+                   'density at the surface the renders see.'),
+    'texture_size': ('texture_size', 'Texture size of the textured mesh (mesh_textured.*), a '
+                     'power of two; 0 writes none.'),
+    'chunk': ('chunk', 'Rays per compiled call (and mesh.POINTS_PER_RAY times as many grid '
+              'points): bounds memory.'),
+}
 
 
 def check(options: Options, max_log_density: float = math.inf) -> None:
@@ -55,7 +82,7 @@ def check(options: Options, max_log_density: float = math.inf) -> None:
   rules = [('resolution', options.resolution >= 16 and options.resolution % 2 == 0,
             'an even number >= 16 (H.264 needs even sizes)'),
            ('frames', options.frames >= 1, '>= 1'), ('fps', options.fps >= 1, '>= 1'),
-           ('elevation', finite(options.elevation_deg) and abs(options.elevation_deg) <= 90,
+           ('elevation_deg', finite(options.elevation_deg) and abs(options.elevation_deg) <= 90,
             'a number of degrees in [-90, 90]'),
            ('distance', finite(options.distance) and options.distance > 0, 'a finite number > 0'),
            ('focal_mult', finite(options.focal_mult) and options.focal_mult > 0,
@@ -70,8 +97,8 @@ def check(options: Options, max_log_density: float = math.inf) -> None:
            ('chunk', options.chunk >= 1, '>= 1')]
   for name, ok, allowed in rules:
     if not ok:
-      value = getattr(options, 'elevation_deg' if name == 'elevation' else name)
-      raise SetupError(f'--{name}={value!r} must be {allowed}')
+      value = getattr(options, name)
+      raise SetupError(f'--{FLAGS[name][0]}={value!r} must be {allowed}')
   turntable.parse_light(options.light)
 
 
