@@ -25,6 +25,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from dreamfusion_jax import config_check
 from dreamfusion_jax import turntable
 
 VENDOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'vendor', 'model-viewer')
@@ -126,17 +127,6 @@ def plot_curves(scalars: Dict[str, Tuple[np.ndarray, np.ndarray]], out_dir: str)
 # --------------------------------------------------------------------------- the page
 
 
-def _flat(d: Dict, prefix: str = '') -> Dict[str, object]:
-  """A nested dict as {'a.b': leaf}."""
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flat(v, f'{prefix}{k}.'))
-    else:
-      out[f'{prefix}{k}'] = v
-  return out
-
-
 def _fmt(v) -> str:
   if isinstance(v, float):
     return f'{v:.4g}'
@@ -169,7 +159,8 @@ def metrics_tables(metrics: Dict) -> str:
     parts.append('<h3>Last logged training scalars</h3>'
                  + _table(sorted(metrics['final'].items()), ('scalar', 'value')))
   skip = initial | {f'initial_{k}' for k in initial} | {'final', 'views', 'initial_views'}
-  rest = [(k, v) for k, v in _flat({k: v for k, v in metrics.items() if k not in skip}).items()
+  kept = {k: v for k, v in metrics.items() if k not in skip}
+  rest = [(k, v) for k, v in config_check.leaves(kept).items()
           if not (isinstance(v, list) and v and isinstance(v[0], dict))]
   parts.append('<h3>Run</h3>' + _table(rest, ('field', 'value')))
   return '\n'.join(parts)
@@ -226,7 +217,7 @@ def page(config: Dict, metrics: Optional[Dict], summary: Dict, files: Dict[str, 
       directory} of what is there (videos by kind, contact_sheet, curves_*).
     glb_uri: the mesh as a data: URI, or None (no mesh written); viewer_js: the viewer's bundle.
   """
-  flat = _flat(config)
+  flat = config_check.leaves(config)
   title = html.escape(str(config.get('prompt', '')))
   step = summary.get('step')
   parts = [f'<h1>{title}</h1>',

@@ -265,6 +265,10 @@ def make_evaluate(config):
   # One compiled render serves every held-out camera (cameras are traced, not constants).
   render_truth = jax.jit(lambda cam: kinds(truth_fn, white_background, cam, jnp.float32(0.0)))
   truth = [render_truth(c) for c in cams]
+  # An empty field's scores (every pixel the white background) per camera: (whole, foreground).
+  empty = [np.ones_like(np.asarray(gt['albedo'])) for gt in truth]
+  empty_scores = [(psnr(e, gt['albedo']), psnr(e, gt['albedo'], np.asarray(gt['acc']) > 0.5))
+                  for e, gt in zip(empty, truth)]
   marks = mark_colors(config.prompt)
 
   # Compiled once per (nerf, background) modules: the step-0 and final evaluations share it.
@@ -282,19 +286,17 @@ def make_evaluate(config):
     variance = field_lib.ipe_variance(schedules.lambda_sigma(step, config),
                                       config.field.ipe_covariance)
     rows = []
-    for (el, az), cam, gt in zip(held_out_cameras(config), cams, truth):
+    for (el, az), cam, gt, (empty_whole, empty_fg) in zip(held_out_cameras(config), cams, truth,
+                                                          empty_scores):
       out = render_nerf(model.nerf, model.background, params, cam, variance)
       gt_mask, mask = np.asarray(gt['acc']) > 0.5, np.asarray(out['acc']) > 0.5
       both = gt_mask & mask
       cos = np.sum(np.asarray(out['normal_vectors']) * np.asarray(gt['normal_vectors']), -1)
-      empty = np.ones_like(np.asarray(gt['albedo']))  # An empty field's render: background.
-      row = dict(elevation=el, azimuth=az, psnr=psnr(out['albedo'], gt['albedo']),
-                 psnr_fg=psnr(out['albedo'], gt['albedo'], gt_mask),
+      whole, fg = psnr(out['albedo'], gt['albedo']), psnr(out['albedo'], gt['albedo'], gt_mask)
+      row = dict(elevation=el, azimuth=az, psnr=whole, psnr_fg=fg,
                  # What the render adds to an empty field's score: 0 dB for an empty field,
                  # whatever the object's contrast with the background (HEADLINE).
-                 psnr_gain=psnr(out['albedo'], gt['albedo']) - psnr(empty, gt['albedo']),
-                 psnr_fg_gain=(psnr(out['albedo'], gt['albedo'], gt_mask)
-                               - psnr(empty, gt['albedo'], gt_mask)),
+                 psnr_gain=whole - empty_whole, psnr_fg_gain=fg - empty_fg,
                  iou=float(both.sum() / max((gt_mask | mask).sum(), 1)),
                  normal_err_deg=float(np.degrees(np.arccos(np.clip(cos[both], -1, 1))).mean())
                  if both.any() else 180.0,
