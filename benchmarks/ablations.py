@@ -22,7 +22,7 @@ and the foreground's mean saturation against the truth's. Means over seeds, then
 (max - min) in brackets.
 
 Runs go to --jobs worker processes (default 2, one per core), each single-threaded
-(benchmarks/toy_sweep.py). Each run's scores are one JSON line in --out, and a rerun skips the
+(dreamfusion_jax/toy/sweep.py). Each run's scores are one JSON line in --out, and a rerun skips the
 runs --out already holds.
 """
 import argparse
@@ -30,7 +30,7 @@ import itertools
 
 import numpy as np
 
-from benchmarks import toy_sweep
+from dreamfusion_jax.toy import sweep as toy_sweep
 from dreamfusion_jax import toy
 
 # The reduced size: steps and samples (and with them every schedule), nothing else. 36 runs of

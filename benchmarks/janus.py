@@ -35,11 +35,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks import toy_sweep
+from dreamfusion_jax.toy import sweep as toy_sweep
 from dreamfusion_jax import camera as camera_lib
 from dreamfusion_jax import prompts
 from dreamfusion_jax import render
-from dreamfusion_jax import scenes
+from dreamfusion_jax.toy import scenes
 from dreamfusion_jax import sds
 from dreamfusion_jax import toy
 from dreamfusion_jax import train

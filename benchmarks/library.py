@@ -14,7 +14,7 @@ object has a mark, and whether the headline (toy.HEADLINE) passes.
 The goal (issue 24): every object IoU >= 0.85 and the mean >= 0.9. Means over seeds, then the
 spread (max - min) in brackets; the last lines give the worst object and the mean.
 
-Runs go to --jobs single-threaded worker processes (benchmarks/toy_sweep.py; default 2, one per
+Runs go to --jobs single-threaded worker processes (dreamfusion_jax/toy/sweep.py; default 2, one per
 core, about 9 minutes a run at two at a time); each run's scores are one JSON line in --out, and
 a rerun skips the runs --out already holds.
 """
@@ -22,7 +22,7 @@ import argparse
 
 import numpy as np
 
-from benchmarks import toy_sweep
+from dreamfusion_jax.toy import sweep as toy_sweep
 
 # The shipped size: the schedules are scaled by 1, so the config is configs/toy.py's.
 SIZE = {'num_steps': toy_sweep.toy_config().num_steps}

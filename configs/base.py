@@ -186,9 +186,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.optimizer.adam.b2 = 0.99  # Second-moment decay (threestudio's).
   c.optimizer.adam.eps = 1e-15  # Denominator floor (threestudio's).
 
-  # The toy world (guidance.name = 'empirical'; dreamfusion_jax/toy.py, design.md §5).
+  # The toy world (guidance.name = 'empirical'; dreamfusion_jax/toy/, design.md §5).
   c.toy = ml_collections.ConfigDict()
-  # Library objects (dreamfusion_jax/scenes.py) whose captioned renders make the prior; the
+  # Library objects (dreamfusion_jax/toy/scenes.py) whose captioned renders make the prior; the
   # prompt must be one of them. The others give classifier-free guidance something to push from.
   c.toy.objects = ('toy hamburger', 'red ball', 'blue cube', 'green cylinder', 'yellow cone',
                    'orange box', 'purple capsule', 'snowman')

@@ -56,12 +56,6 @@ def config_problems(config, show: Callable = repr) -> List[str]:
                     "guidance.name='stable_diffusion': a hub id (configs/hamburger.py sets one) "
                     'or a local diffusers-format directory')
   if c.guidance.name == 'empirical':
-    from dreamfusion_jax import scenes
-    unknown = [n for n in c.toy.objects if n not in scenes.LIBRARY]
-    if unknown:
-      problems.append(f'config.toy.objects={show(c.toy.objects)}: must be objects of the toy '
-                      f'library {scenes.names()} (unknown: {unknown})')
-    elif c.prompt not in c.toy.objects:
-      problems.append(f'config.prompt={c.prompt!r}: must be one of config.toy.objects '
-                      f'{show(c.toy.objects)} (the empirical prior knows only its objects)')
+    from dreamfusion_jax import toy
+    problems += toy.config_problems(c, show)
   return problems

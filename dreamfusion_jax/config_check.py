@@ -26,7 +26,7 @@ NEGATIVES = ('none', 'views', 'perp_neg')  # prompts.NEGATIVES
 IPE_COVARIANCES = ('lambda', 'lambda_squared')  # field.ipe_variance
 BACKGROUNDS = ('mlp', 'white')  # field.BackgroundMLP
 ORIENTATION_INTERPS = ('linear', 'log')  # schedules.orientation_weight
-TOY_IMAGE_SHADINGS = ('albedo', 'mix')  # toy._draws
+TOY_IMAGE_SHADINGS = ('albedo', 'mix')  # toy/dataset.py _draws
 
 
 class Rule(NamedTuple):

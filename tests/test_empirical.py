@@ -1,5 +1,5 @@
-"""The empirical prior (guidance/empirical.py): exactness against float64 brute force, its limits,
-conditioning, a Monte Carlo check that eps_hat = E[eps | z_t], embed, and SDS convergence."""
+"""The empirical prior (dreamfusion_jax/toy/empirical.py): exactness against float64 brute force,
+its limits, conditioning, a Monte Carlo check that eps_hat = E[eps | z_t], embed, and SDS convergence."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 
 from dreamfusion_jax import prompts
 from dreamfusion_jax import sds
-from dreamfusion_jax.guidance.empirical import EmpiricalPrior
+from dreamfusion_jax.toy.empirical import EmpiricalPrior
 
 # 20 images, 4x4: two "<object>, <view> view" objects with unequal counts, and one caption in no
 # such format.

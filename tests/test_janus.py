@@ -257,7 +257,8 @@ def test_toy_dataset_cache_is_keyed_by_what_captions_read(tmp_path):
 def test_onion_hamburger_tells_left_from_right():
   """Its onion shows in the left side view (azimuth +90, the object's own left) and not the
   right; its ketchup stays on the front."""
-  from dreamfusion_jax import render, scenes, toy, views  # pylint: disable=import-outside-toplevel
+  from dreamfusion_jax import render, toy, views  # pylint: disable=import-outside-toplevel
+  from dreamfusion_jax.toy import scenes  # pylint: disable=import-outside-toplevel
   config = get_config()
   settings = render.RenderSettings.from_config(config, randomized=False)
   field_fn = scenes.scene_field(scenes.get('onion hamburger'), 200.0)

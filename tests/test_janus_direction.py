@@ -19,7 +19,7 @@ at 300 neither run of seed 0 showed any.
 import pytest
 
 from benchmarks import janus
-from benchmarks import toy_sweep
+from dreamfusion_jax.toy import sweep as toy_sweep
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,8 @@ import pytest
 import trimesh
 from scipy.spatial import cKDTree
 
-from dreamfusion_jax import mesh, render, scenes, views
+from dreamfusion_jax import mesh, render, views
+from dreamfusion_jax.toy import scenes
 from dreamfusion_jax.errors import EmptyFieldError
 
 GRID = 64  # Grid points per axis: spacing 2.8 / 63 = 0.044.

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from configs import toy
-from dreamfusion_jax import export, render, report, runner, scenes, turntable, views, workdir
+from dreamfusion_jax import export, render, report, runner, turntable, views, workdir
+from dreamfusion_jax.toy import scenes
 from tests import browser
 
 BALL_COLOR = (0.9, 0.5, 0.1)  # Orange: the screenshot test looks for it.

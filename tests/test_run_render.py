@@ -13,7 +13,8 @@ import pytest
 import jax.numpy as jnp
 import trimesh
 
-from dreamfusion_jax import export, render, report, scenes, turntable, views
+from dreamfusion_jax import export, render, report, turntable, views
+from dreamfusion_jax.toy import scenes
 from dreamfusion_jax.errors import EmptyFieldError, SetupError
 from tests import browser
 

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dreamfusion_jax import camera, render, scenes
+from dreamfusion_jax import camera, render
+from dreamfusion_jax.toy import scenes
 
 SETTINGS = render.RenderSettings(num_samples=64, num_importance=32, randomized=False)
 

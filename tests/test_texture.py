@@ -14,7 +14,8 @@ import pytest
 import trimesh
 from PIL import Image
 
-from dreamfusion_jax import mesh, scenes, texture, views
+from dreamfusion_jax import mesh, texture, views
+from dreamfusion_jax.toy import scenes
 from dreamfusion_jax.errors import EmptyFieldError, SetupError
 from tests.test_mesh import CHUNK, RED, SPHERE, subject_of
 

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from benchmarks import ablations
-from benchmarks import toy_sweep
+from dreamfusion_jax.toy import sweep as toy_sweep
 from dreamfusion_jax import toy
 
 pytestmark = pytest.mark.slow

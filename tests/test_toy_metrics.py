@@ -1,8 +1,9 @@
-"""The toy world's scores against values computed by hand (dreamfusion_jax/toy.py)."""
+"""The toy world's scores against values computed by hand (dreamfusion_jax/toy/metrics.py)."""
 import numpy as np
 import pytest
 
-from dreamfusion_jax import scenes, toy
+from dreamfusion_jax import toy
+from dreamfusion_jax.toy import scenes
 
 
 def test_psnr_of_a_known_error_and_under_a_mask():

@@ -6,7 +6,7 @@ and the same with prompts.view_mode=none. Both read one prior (a mode without vi
 the prior's images with the paper's table too), built first in a fresh cache directory with both
 cores, as the first run on a fresh machine builds it. Every assertion reads the runs'
 metrics.json: scores of the albedo renders at the held-out cameras against the true object
-(dreamfusion_jax/toy.py).
+(dreamfusion_jax/toy/).
 """
 import json
 import os

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from dreamfusion_jax import camera as camera_lib
-from dreamfusion_jax import render, scenes, turntable, views
+from dreamfusion_jax import render, turntable, views
+from dreamfusion_jax.toy import scenes
 from dreamfusion_jax.errors import SetupError
 
 CHUNK = 1024

@@ -488,7 +488,7 @@ def onion_hamburger() -> Scene:
 
 
 # Marks that are parts of their own colour rather than painted patches (Scene.mark), by object:
-# the toy world's metrics (toy.py) count them per view like the painted mark.
+# the toy world's metrics (metrics.py) count them per view like the painted mark.
 PART_MARKS: Dict[str, Dict[str, Vec3]] = {'onion hamburger': {'onion': ONION}}
 
 

@@ -1,11 +1,12 @@
-"""Sweeps of short toy-world runs, shared by benchmarks/ablations.py and benchmarks/janus.py.
+"""Sweeps of short toy-world runs, shared by benchmarks/ (ablations, janus, library) and the slow
+tests.
 
 A sweep is a list of runs (study, setting, overrides): configs/toy.py at a reduced size with
 dotted-name overrides (ml_collections' flattened names, e.g. 'guidance.scale'). Each run trains in
-its own single-threaded worker process (`python -m benchmarks.toy_sweep OVERRIDES_JSON` prints the
-run's final metrics as its last stdout line), `jobs` at a time; the parent appends one JSON line of
-scores per run to an output file, and a rerun skips the runs that file already holds, so a killed
-sweep resumes where it stopped.
+its own single-threaded worker process (`python -m dreamfusion_jax.toy.sweep OVERRIDES_JSON`
+prints the run's final metrics as its last stdout line), `jobs` at a time; the parent appends one
+JSON line of scores per run to an output file, and a rerun skips the runs that file already
+holds, so a killed sweep resumes where it stopped.
 """
 import json
 import os
@@ -21,7 +22,8 @@ import numpy as np
 SCHEDULES = ('shading.albedo_only_steps', 'schedule.lambda_sigma_steps',
              'schedule.orientation_steps', 'optimizer.warmup_steps', 'optimizer.decay_end_step')
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # The repository.
+# The repository (a sweep trains its configs/toy.py, so it runs from a checkout).
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # XLA's CPU thread pool in every worker (NPROC; by default the machine's core count). Its sums
 # split over the pool, so the pool's size changes the rounding, and a run's numbers with it (one
 # core instead of two: discrete seed 0 of benchmarks/janus.py 24.7 dB instead of 24.3). Fixed at
@@ -78,8 +80,9 @@ def launch(overrides: Dict, compile_cache: Optional[str] = None) -> subprocess.P
     env.update(JAX_COMPILATION_CACHE_DIR=compile_cache,
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
                JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0')
-  return subprocess.Popen([sys.executable, '-m', 'benchmarks.toy_sweep', json.dumps(overrides)],
-                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  return subprocess.Popen(
+      [sys.executable, '-m', 'dreamfusion_jax.toy.sweep', json.dumps(overrides)], cwd=ROOT,
+      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _key(study, setting, seed) -> Tuple[str, str, int]:
