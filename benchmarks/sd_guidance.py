@@ -5,7 +5,7 @@
 
 Backends, all through the same compiled update (train.pmap_update) on one device:
   standin  the exact Gaussian prior at the render resolution (guidance costs ~nothing)
-  tiny     SD 2.1-base's architecture with tiny widths (tests/sd_pipeline.py), random weights
+  tiny     SD 2.1-base's architecture with tiny widths (tests/random_sd.py), random weights
   full     SD 2.1-base's full-size UNet, VAE encoder and text encoder with RANDOM weights: the
            real model's compute and memory, no download
 
@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from benchmarks.update_speed import bench_render_backward, bench_update, timed
 from configs import base, cpu
-from tests import sd_pipeline, standins
+from dreamfusion_jax.guidance import random_sd, standins
 
 CONFIGS = {'paper': base.get_config, 'cpu': cpu.get_config}
 
@@ -35,7 +35,7 @@ CONFIGS = {'paper': base.get_config, 'cpu': cpu.get_config}
 def build_backend(name, config, dtype, tmp):
   if name == 'standin':
     return standins.gaussian_guidance(config)
-  return sd_pipeline.random_backend(tiny=name == 'tiny', dtype=dtype,
+  return random_sd.random_backend(tiny=name == 'tiny', dtype=dtype,
                                     resolution=config.guidance.vae_resolution, tokenizer_dir=tmp)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from configs import base, cpu
 from dreamfusion_jax import field as field_lib
 from dreamfusion_jax import render, schedules, sds, train
-from tests import standins
+from dreamfusion_jax.guidance import standins
 
 CONFIGS = {'paper': base.get_config, 'cpu': cpu.get_config}
 

@@ -6,8 +6,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from configs import base, cpu
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import ROOT
 
 
 def test_every_base_field_has_a_comment():

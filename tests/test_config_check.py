@@ -1,8 +1,6 @@
 """Bad input is refused before anything is built: one message naming the field and what it
 allows, exit code 2, no traceback (config_check.py, run_train.py)."""
 import os
-import subprocess
-import sys
 
 import jax
 import ml_collections
@@ -11,8 +9,7 @@ import pytest
 from configs import base, toy
 from dreamfusion_jax import config_check, field, prompts, schedules
 from dreamfusion_jax.errors import SetupError
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import helpers
 
 
 def toy_with(changes=(), remove=()):
@@ -192,10 +189,9 @@ CLI = {
 
 
 def run_train(*args, workdir):
-  argv = ['--config=configs/toy.py', f'--workdir={workdir}', *args]
-  # Later flags win: a case's --config=... replaces the first.
-  return subprocess.run([sys.executable, 'run_train.py', *argv], cwd=ROOT, capture_output=True,
-                        text=True, timeout=300, env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  # Later flags win: a case's --config=... replaces configs/toy.py.
+  return helpers.run_train(*args, workdir=workdir, timeout=300,
+                           env=dict(os.environ, JAX_PLATFORMS='cpu'))
 
 
 def assert_refused(proc, message):
@@ -227,6 +223,5 @@ def test_run_train_refuses_a_read_only_workdir(tmp_path):
 
 
 def test_run_train_refuses_a_missing_workdir_flag():
-  proc = subprocess.run([sys.executable, 'run_train.py', '--config=configs/toy.py'], cwd=ROOT,
-                        capture_output=True, text=True, timeout=300)
+  proc = helpers.run_train(workdir=None, timeout=300)
   assert_refused(proc, 'flag --workdir=None: Flag --workdir must have a value other than None')

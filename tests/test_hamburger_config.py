@@ -10,7 +10,7 @@ from configs import base, hamburger
 from dreamfusion_jax import camera as camera_lib
 from dreamfusion_jax import field as field_lib
 from dreamfusion_jax import render, schedules, train
-from tests import standins
+from dreamfusion_jax.guidance import standins
 
 
 def step0_opacity(config, seeds, resolution: int = 15):

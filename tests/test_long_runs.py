@@ -16,7 +16,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import jax
@@ -25,10 +24,10 @@ import pytest
 
 from dreamfusion_jax import checkpoints, train
 from dreamfusion_jax.errors import SetupError
+from tests import helpers
 
 pytestmark = pytest.mark.slow
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS, NAN_STEP, KEPT = 8, 5, 4
 RUN = [
     f'--config.num_steps={STEPS}', '--config.render.resolution=12',
@@ -61,11 +60,9 @@ def environment(world, devices: int, cache: str = 'jax_cache', **extra):
 
 
 def launch(world, workdir, *overrides, devices=4, env=None, preexec_fn=None):
-  cmd = [sys.executable, 'run_train.py', '--config=configs/toy.py', f'--workdir={workdir}',
-         f"--config.toy.cache_dir={world / 'toy_cache'}", *RUN, *overrides]
-  return subprocess.Popen(cmd, cwd=ROOT, env=env or environment(world, devices),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          preexec_fn=preexec_fn)
+  return helpers.launch_train(f"--config.toy.cache_dir={world / 'toy_cache'}", *RUN, *overrides,
+                              workdir=workdir, env=env or environment(world, devices),
+                              preexec_fn=preexec_fn)
 
 
 def run(world, workdir, *overrides, **kwargs):

@@ -1,6 +1,5 @@
 """Tests for dreamfusion_jax/prompts.py: view buckets and blend weights [P §3.2, A.2]."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

@@ -3,8 +3,6 @@ on a tiny checkpoint (files, decoded videos, mesh); clear exit-2 errors without 
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import imageio.v2 as imageio
 import ml_collections
@@ -16,17 +14,13 @@ import trimesh
 from dreamfusion_jax import export, render, report, turntable, views
 from dreamfusion_jax.toy import scenes
 from dreamfusion_jax.errors import EmptyFieldError, SetupError
-from tests import browser
+from tests import browser, helpers
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Two steps of the toy world at the smallest sizes. density_offset -3 empties space around the
 # initial density blob, so the tiny field is a ball at the centre.
 TRAIN = [
-    '--config=configs/toy.py', '--config.num_steps=2', '--config.render.resolution=12',
-    '--config.render.num_samples=12', '--config.render.num_importance_samples=4',
-    '--config.field.width=16', '--config.field.num_blocks=1', '--config.toy.images_per_object=12',
-    "--config.toy.objects=('toy hamburger','red ball')", '--config.log.preview_resolution=12',
+    '--config=configs/toy.py', '--config.num_steps=2', *helpers.TINY_TOY,
     '--config.field.density_offset=-3.0', '--config.log.eval_every=1',
 ]
 RENDER = ['--resolution=16', '--frames=4', '--sheet_views=4', '--mesh_resolution=24',
@@ -34,9 +28,7 @@ RENDER = ['--resolution=16', '--frames=4', '--sheet_views=4', '--mesh_resolution
 TEXTURED = ['mesh_textured.glb', 'mesh_textured.obj', 'mesh_textured.mtl', 'mesh_textured.png']
 
 
-def run(script, *args):
-  return subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True,
-                        text=True, timeout=600)
+run = helpers.run_cli  # run(script, *args): the CLI's CompletedProcess.
 
 
 @pytest.fixture(scope='module')

@@ -4,31 +4,22 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 
 import jax
 import ml_collections
 import pytest
 
 from dreamfusion_jax import checkpoints, toy, train
+from tests import helpers
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-TINY = [
-    '--config.num_steps=4', '--config.render.resolution=12', '--config.render.num_samples=12',
-    '--config.render.num_importance_samples=4', '--config.field.width=16',
-    '--config.field.num_blocks=1', '--config.toy.images_per_object=12',
-    "--config.toy.objects=('toy hamburger','red ball')", '--config.log.every=2',
-    '--config.log.preview_every=2', '--config.log.checkpoint_every=2',
-    '--config.log.preview_resolution=12',
-]
+# A 4-step tiny run that logs, previews and checkpoints every 2 steps.
+TINY = ['--config.num_steps=4', *helpers.TINY_TOY, '--config.log.every=2',
+        '--config.log.preview_every=2', '--config.log.checkpoint_every=2']
 
 
 def run_train(workdir, *overrides, cache_dir):
-  cmd = [sys.executable, 'run_train.py', '--config=configs/toy.py', f'--workdir={workdir}',
-         f'--config.toy.cache_dir={cache_dir}', *TINY, *overrides]
-  return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+  return helpers.run_train(f'--config.toy.cache_dir={cache_dir}', *TINY, *overrides,
+                           workdir=workdir)
 
 
 @pytest.fixture(scope='module')
@@ -99,9 +90,8 @@ def test_ctrl_c_is_one_line_exit_130_and_keeps_the_checkpoints(tiny_run, tmp_pat
   workdir, cache = tiny_run
   copy = tmp_path / 'copy'
   shutil.copytree(workdir, copy)
-  cmd = [sys.executable, 'run_train.py', '--config=configs/toy.py', f'--workdir={copy}',
-         f'--config.toy.cache_dir={cache}', *TINY, '--config.num_steps=100000']
-  with subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True) as proc:
+  with helpers.launch_train(f'--config.toy.cache_dir={cache}', *TINY, '--config.num_steps=100000',
+                            workdir=copy, stdout=None) as proc:
     seen = ''
     while 'train:' not in seen:  # tqdm's bar: the loop is starting.
       char = proc.stderr.read(1)
@@ -128,9 +118,7 @@ def test_ctrl_c_is_one_line_exit_130_and_keeps_the_checkpoints(tiny_run, tmp_pat
 def test_a_config_file_that_does_not_load_is_one_line_naming_it(tmp_path, body, message):
   path = tmp_path / 'my_config.py'
   path.write_text(body)
-  proc = subprocess.run([sys.executable, 'run_train.py', f'--config={path}',
-                         f'--workdir={tmp_path / "work"}'], cwd=ROOT, capture_output=True,
-                        text=True, timeout=300)
+  proc = helpers.run_train(workdir=tmp_path / 'work', config=path, timeout=300)
   assert proc.returncode == 2, proc.stderr[-2000:]
   assert proc.stderr.strip() == f'error: --config={path}: {message}', proc.stderr[-2000:]
   assert not (tmp_path / 'work').exists()

@@ -1,6 +1,6 @@
 """The Stable Diffusion backend against diffusers' and transformers' PyTorch models on the same weights.
 
-A tiny random pipeline of SD 2.1-base's architecture (tests/sd_pipeline.py) is written with
+A tiny random pipeline of SD 2.1-base's architecture (tests/random_sd.py) is written with
 save_pretrained (PyTorch weights only) and read back with the same from_pretrained calls a user's
 run makes, which converts the weights to Flax. The PyTorch side is an independent computation:
 the tokenizer and CLIPTextModel, two UNet2DConditionModel calls and the paper's CFG formula written
@@ -11,8 +11,6 @@ import json
 import os
 import shutil
 import struct
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -23,18 +21,18 @@ import pytest
 from configs import base, hamburger
 from dreamfusion_jax import checkpoints, errors, sds, train
 from dreamfusion_jax.guidance import stable_diffusion as sd
-from tests import sd_pipeline
+from dreamfusion_jax.guidance import random_sd
+from tests import helpers
 
 torch = pytest.importorskip('torch')
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROMPTS = ['a DSLR photo of a delicious hamburger, front view', '']
 RESOLUTION = 64  # VAE input size of the tiny pipeline (8x8 latents).
 
 
 @pytest.fixture(scope='module')
 def pipeline_dir(tmp_path_factory):
-  return sd_pipeline.write_pipeline(str(tmp_path_factory.mktemp('sd') / 'tiny'))
+  return random_sd.write_pipeline(str(tmp_path_factory.mktemp('sd') / 'tiny'))
 
 
 @pytest.fixture(scope='module')
@@ -408,10 +406,9 @@ def _read_scalar_tags(event_file):
 
 
 def _run_train(workdir, model, *extra, env=None):
-  cmd = [sys.executable, 'run_train.py', '--config=configs/hamburger.py', f'--workdir={workdir}',
-         f'--config.guidance.model={model}', '--config.num_steps=3', '--config.render.resolution=32',
-         *extra]
-  return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200, env=env)
+  return helpers.run_train(f'--config.guidance.model={model}', '--config.num_steps=3',
+                           '--config.render.resolution=32', *extra, workdir=workdir,
+                           config='configs/hamburger.py', timeout=1200, env=env)
 
 
 @pytest.mark.slow

@@ -11,16 +11,15 @@ metrics.json: scores of the albedo renders at the held-out cameras against the t
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
 from configs import toy as toy_config
 from dreamfusion_jax import toy
+from tests import helpers
 
 pytestmark = pytest.mark.slow
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PSNR_TARGET = 25.0  # Mean held-out whole-image PSNR of the default run (dB).
 IOU_TARGET = 0.9  # Mean held-out silhouette IoU of the default run.
 RUNS = {'discrete': {}, 'none': {'prompts.view_mode': 'none'}}  # Overrides of configs/toy.py.
@@ -40,10 +39,8 @@ def runs(tmp_path_factory):
   env = dict(os.environ, XLA_FLAGS='--xla_cpu_multi_thread_eigen=false')
   procs = {}
   for name in RUNS:
-    cmd = [sys.executable, 'run_train.py', '--config=configs/toy.py', f'--workdir={base / name}',
-           *(f'--config.{k}={v}' for k, v in overrides[name].items())]
-    procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True)
+    procs[name] = helpers.launch_train(*(f'--config.{k}={v}' for k, v in overrides[name].items()),
+                                       workdir=base / name, env=env, stderr=subprocess.STDOUT)
   metrics = {}
   for name, proc in procs.items():
     output, _ = proc.communicate()

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import ROOT
 
 
 def launch(tmp_path, name, *args, devices=4):
@@ -87,7 +87,8 @@ def test_skipping_unread_normals_keeps_the_loss_and_its_gradient(monkeypatch):
   step without the density gradient's second backward pass has the same SDS loss and gradient."""
   import jax
   from dreamfusion_jax import train
-  from tests import standins, update_worker
+  from dreamfusion_jax.guidance import standins
+  from tests import update_worker
 
   config = update_worker.tiny_config('adam')
   assert train.needs_normals(config)  # the paper's shading mix reads them

@@ -12,13 +12,12 @@ import argparse
 import json
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from configs import cpu
 from dreamfusion_jax import sds
 from dreamfusion_jax import train
-from tests import standins
+from dreamfusion_jax.guidance import standins
 
 
 def tiny_config(optimizer: str):

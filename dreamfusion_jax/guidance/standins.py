@@ -1,4 +1,5 @@
-"""Guidance stand-ins for tests of the update: an exact Gaussian prior over the config's prompts."""
+"""A guidance stand-in for tests and benchmarks of the update: an exact Gaussian prior over the
+config's prompts (no weights, no dataset)."""
 import jax
 
 from dreamfusion_jax import prompts
