@@ -47,8 +47,8 @@ def make_config(tiny: bool, batch: int):
   c.guidance.dtype = 'bfloat16'
   if tiny:
     small = cpu.get_config()
-    # hamburger.py's regularizer weights are per ray: another resolution scales them.
-    c = hamburger.with_resolution(c, small.render.resolution)
+    # hamburger.py's regularizer weights are per ray, tied to the resolution: they follow it.
+    c.render.resolution = small.render.resolution
     c.render.num_samples = small.render.num_samples
     c.render.num_importance_samples = small.render.num_importance_samples
     c.field.width, c.field.num_blocks = small.field.width, small.field.num_blocks

@@ -6,7 +6,7 @@
 
 The paper does not say how samples are placed along rays (paper.md §2 [NIP]). We render N
 stratified samples plus M importance samples drawn (sample_pdf) from the compositing weights of a
-coarse pass of the same field (configs/base.py: render.num_samples = 64,
+coarse pass of the same field (dreamfusion_jax/defaults.py: render.num_samples = 64,
 render.num_importance_samples = 32). This script measures that choice against stratified-only
 sampling at roughly the same cost.
 
@@ -46,7 +46,7 @@ How to read the tables (one per randomized setting; one row per strategy):
   s MLP         (--mlp_rays=0 skips it) median wall time of what a training step does with a
                 render: the gradient w.r.t. the parameters of a 64x64 LAMBERTIAN render
                 (randomized=True) through a randomly initialised paper-size NeRF MLP
-                (configs/base.py: 5 blocks x 128), timed on --mlp_rays rays and scaled to 64x64;
+                (dreamfusion_jax/defaults.py: 5 blocks x 128), timed on --mlp_rays rays and scaled to 64x64;
                 measured once per strategy and shown in both tables. This is the cost that
                 matters when choosing a strategy: the MLP, not the renderer, dominates a step.
 The line under each table compares the default 64+32 with the stratified-only strategies, from
@@ -64,8 +64,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from configs import base
 from dreamfusion_jax import camera as camera_lib
+from dreamfusion_jax import defaults
 from dreamfusion_jax import field as field_lib
 from dreamfusion_jax import render
 
@@ -76,7 +76,7 @@ SHADINGS = ((render.LAMBERTIAN, 'lambertian'), (render.ALBEDO, 'albedo'))
 # (num_samples, num_importance): stratified only at 96, 128, 160 evaluations; importance
 # strategies with 96 fine samples after a coarse pass of 64, 48 or 32.
 STRATEGIES = ((96, 0), (128, 0), (160, 0), (64, 32), (48, 48), (32, 64))
-DEFAULT = (64, 32)  # configs/base.py.
+DEFAULT = (64, 32)  # dreamfusion_jax/defaults.py.
 VARIANCE = jnp.float32(0.0)  # The analytic fields ignore the IPE variance.
 
 
@@ -231,10 +231,10 @@ def errors(out: Dict[str, np.ndarray], ref: Dict[str, np.ndarray]) -> Dict[str, 
 def mlp_grad_fn(strategy: Tuple[int, int], num_rays: int, res: int) -> Callable:
   """No-argument function: the params-gradient of a LAMBERTIAN render through the paper's MLP.
 
-  A randomly initialised NeRFMLP and BackgroundMLP of configs/base.py, randomized=True and the
+  A randomly initialised NeRFMLP and BackgroundMLP of dreamfusion_jax/defaults.py, randomized=True and the
   final IPE variance as in training; the middle `num_rays` rays of a res x res view.
   """
-  config = base.get_config()
+  config = defaults.get_config()
   nerf, background = field_lib.build(config)
   k_nerf, k_bg, k_render = jax.random.split(jax.random.PRNGKey(0), 3)
   params = {'nerf': nerf.init(k_nerf, jnp.zeros((1, 3)), VARIANCE)['params'],
@@ -416,7 +416,7 @@ def main():
     print()
     print(format_table(title, results, list(FIELDS), with_mlp))
     print(conclusion(results, 's_mlp' if with_mlp else 'ms'))
-  print(f'\n(* = configs/base.py default; total {time.perf_counter() - start:.0f} s)')
+  print(f'\n(* = dreamfusion_jax/defaults.py default; total {time.perf_counter() - start:.0f} s)')
 
 
 if __name__ == '__main__':

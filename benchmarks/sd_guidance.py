@@ -26,10 +26,11 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks.update_speed import bench_render_backward, bench_update, timed
-from configs import base, cpu
+from configs import cpu
+from dreamfusion_jax import defaults
 from dreamfusion_jax.guidance import random_sd, standins
 
-CONFIGS = {'paper': base.get_config, 'cpu': cpu.get_config}
+CONFIGS = {'paper': defaults.get_config, 'cpu': cpu.get_config}
 
 
 def build_backend(name, config, dtype, tmp):

@@ -20,12 +20,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from configs import base, cpu
-from dreamfusion_jax import field as field_lib
+from configs import cpu
+from dreamfusion_jax import defaults, field as field_lib
 from dreamfusion_jax import render, schedules, sds, train
 from dreamfusion_jax.guidance import standins
 
-CONFIGS = {'paper': base.get_config, 'cpu': cpu.get_config}
+CONFIGS = {'paper': defaults.get_config, 'cpu': cpu.get_config}
 
 
 def timed(fn, repeats):

@@ -3,11 +3,12 @@
 Every feature of the paper stays on (shading schedule, normals, orientation and opacity losses,
 Shampoo); only sizes shrink, and the schedules shrink with them so a short run sees all phases.
 """
-from configs import base
+from dreamfusion_jax import defaults
+from dreamfusion_jax import schedules
 
 
 def get_config():
-  c = base.get_config()
+  c = defaults.get_config()
   c.num_steps = 200  # A short run.
   c.render.resolution = 32  # 32x32 renders instead of 64x64.
   c.render.batch_size = 1  # One view per step instead of the paper's 4.
@@ -16,11 +17,8 @@ def get_config():
   c.field.width = 32  # Narrower MLP ...
   c.field.num_blocks = 2  # ... with fewer residual blocks.
   c.field.bg_width = 16  # A smaller background MLP.
-  c.shading.albedo_only_steps = 20  # Shading warm-up, scaled down with the run.
-  c.schedule.lambda_sigma_steps = 100  # IPE anneal, scaled down.
-  c.schedule.orientation_steps = 100  # Orientation-weight anneal, scaled down.
-  c.optimizer.warmup_steps = 20  # lr warm-up, scaled down.
-  c.optimizer.decay_end_step = 200  # End of the cosine, scaled down.
+  # Every schedule scaled to the run: warm-ups 20 steps, the anneals 100, the cosine 200.
+  c.update_from_flattened_dict(schedules.short_run_lengths(c.num_steps))
   c.log.every = 10  # Log more often in a short run.
   c.log.preview_every = 50  # Preview more often in a short run.
   c.log.preview_resolution = 32  # Preview at the render size.

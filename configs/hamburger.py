@@ -4,12 +4,12 @@
       --local-dir models/stable-diffusion-2-1-base       # once: a community mirror (README)
   python run_train.py --config=configs/hamburger.py --workdir=runs/hamburger
 
-The paper's method (configs/base.py: 15,000 Shampoo steps, batch of 4 views at 64x64, omega = 100,
+The paper's method (dreamfusion_jax/defaults.py: 15,000 Shampoo steps, batch of 4 views at 64x64, omega = 100,
 t ~ U(0.02, 0.98), sigma^2 weighting, the shading schedule, view prompts, the orientation and
 opacity losses) with Stable Diffusion 2.1-base in place of Imagen, whose weights are not public.
 Each change SD needs is below with its reason; docs/stable_diffusion.md shows the arithmetic.
 """
-from configs import base
+from dreamfusion_jax import defaults
 from dreamfusion_jax.guidance import stable_diffusion
 
 # threestudio's configs/dreamfusion-sd.yaml (threestudio-project/threestudio@28d9d80), the
@@ -24,7 +24,7 @@ THREESTUDIO_ORIENT = (10.0, 1000.0, 5_000)  # (at step 0, at the end of the ramp
 
 
 def get_config():
-  c = base.get_config()
+  c = defaults.get_config()
   c.prompt = 'a DSLR photo of a delicious hamburger'  # The prompt of the paper's Fig. 1 row.
   c.guidance.name = 'stable_diffusion'  # Latent diffusion through diffusers' Flax classes.
   # SD 2.1-base (512x512, epsilon prediction), the PyTorch ports' default, so results compare.
@@ -39,8 +39,10 @@ def get_config():
   # SD's SDS gradient is on its 64x64x4 latents, whatever the render size, so the paper's weights
   # (set against Imagen's pixels, under a reduction it does not state) do not carry over; these
   # are threestudio's, translated into our reduction at the render resolution (64: 4,096 rays).
-  # Another render resolution scales all three by (64 / R)^2: with_resolution() below.
-  rays = c.render.resolution ** 2
+  # They are tied to it by reference: --config.render.resolution=R scales all three by (64 / R)^2
+  # (an explicit override of a weight replaces its tie).
+  resolution = c.render.get_ref('resolution')
+  rays = (resolution * resolution).to_float()
   c.loss.opacity_weight = THREESTUDIO_SPARSITY / rays  # 2.44e-4 (the paper's 1e-3).
   c.schedule.orientation_start = THREESTUDIO_ORIENT[0] / rays  # 2.44e-3 (the paper's 1e-4).
   c.schedule.orientation_end = THREESTUDIO_ORIENT[1] / rays  # 0.244 (the paper's 1e-2).
@@ -56,13 +58,3 @@ def get_config():
   c.field.density_bias_scale = 10.0  # Peak -5 + 10 = +5, the paper's blob height.
   return c
 
-
-def with_resolution(c, resolution: int):
-  """c at another render resolution, its regularizer weights scaled to keep threestudio's balance
-  (they are per ray, and SD's SDS gradient is on 64x64x4 latents whatever the render size)."""
-  scale = (c.render.resolution / resolution) ** 2
-  c.render.resolution = resolution
-  c.loss.opacity_weight *= scale
-  c.schedule.orientation_start *= scale
-  c.schedule.orientation_end *= scale
-  return c

@@ -3,7 +3,7 @@
 Section references: [P §x] is the paper's section, paper.md §x is ../shared/docs/paper.md
 (§3 shading and the light, §4 camera sampling).
 
-World conventions (fixed for the whole project; configs/base.py refers here):
+World conventions (fixed for the whole project; dreamfusion_jax/defaults.py refers here):
   * +z is up.
   * Azimuth is measured counter-clockwise seen from above (from +z), starting at the +x axis.
     A camera at elevation el, azimuth az and distance r sits at

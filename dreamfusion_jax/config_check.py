@@ -4,7 +4,7 @@
   differences(old, new, ignore)  the fields two configs disagree on (reusing a workdir)
   explain_flag_error(argv, e)    the same kind of message for a command line absl rejected
 
-The reference is configs/base.py (reference()): it has every field, so a field it lacks is a typo
+The reference is dreamfusion_jax/defaults.py (reference()): it has every field, so a field it lacks is a typo
 and a field of another type is a mistake. On top of the type, RULES gives each field its allowed
 values, and cross_field_problems() the few constraints between fields. All functions are pure;
 run_train.py prints the SetupError's message and exits with code 2.
@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tu
 
 from absl import flags
 
+from dreamfusion_jax import defaults
 from dreamfusion_jax.errors import SetupError
 
 # Allowed names. Those with a public constant in their module come from it; the rest are the
@@ -24,7 +25,7 @@ GUIDANCE_DTYPES = ('float32', 'bfloat16')  # guidance/stable_diffusion.py DTYPES
 VIEW_MODES = ('discrete', 'interpolated', 'none', 'fine')  # prompts.VIEW_MODES
 NEGATIVES = ('none', 'views', 'perp_neg')  # prompts.NEGATIVES
 IPE_COVARIANCES = ('lambda', 'lambda_squared')  # field.ipe_variance
-BACKGROUNDS = ('mlp', 'white')  # field.BackgroundMLP
+BACKGROUNDS = ('mlp', 'white', 'random')  # field.BackgroundMLP
 ORIENTATION_INTERPS = ('linear', 'log')  # schedules.orientation_weight
 TOY_IMAGE_SHADINGS = ('albedo', 'mix')  # toy/dataset.py _draws
 
@@ -91,6 +92,9 @@ NAMES = Rule('a non-empty tuple of non-empty strings',
              lambda v: isinstance(v, (tuple, list)) and len(v) > 0
              and all(isinstance(x, str) and x.strip() for x in v))
 PROBABILITY = number(0.0, 1.0)
+GREY_LEVELS = Rule('a non-empty tuple of grey levels in [0, 1]',
+                   lambda v: isinstance(v, (tuple, list)) and len(v) > 0
+                   and all(_is_number(x) and 0.0 <= x <= 1.0 for x in v))
 DECAY = number(0.0, 1.0, open_high=True)  # A moving-average decay.
 COUNT = integer(0)
 POSITIVE_INT = integer(1)
@@ -187,6 +191,7 @@ def _rules() -> Dict[str, Rule]:
       'optimizer.adam.eps': NON_NEGATIVE,
       'toy.objects': NAMES,
       'toy.images_per_object': POSITIVE_INT,
+      'toy.backgrounds': GREY_LEVELS,
       'toy.image_shading': one_of(TOY_IMAGE_SHADINGS),
       'toy.caption_noise': PROBABILITY,
       'toy.dataset_seed': COUNT,
@@ -208,14 +213,8 @@ RULES = _rules()
 
 
 def reference():
-  """configs/base.py's config: every field, with its type. configs/ sits beside the package in a
-  checkout (run_train.py and the tests import it from the repository root)."""
-  try:
-    from configs import base
-  except ImportError as e:
-    raise SetupError(f'configs/base.py is not importable ({e}): run from the repository root, '
-                     'where run_train.py is') from e
-  return base.get_config()
+  """The schema's config (dreamfusion_jax/defaults.py): every field, with its type."""
+  return defaults.get_config()
 
 
 def leaves(tree, prefix: str = '') -> Dict[str, Any]:
@@ -266,7 +265,7 @@ def structure_problems(config, ref) -> List[str]:
                       f'its fields (config.{path}.*)')
     elif path not in known:
       problems.append(unknown_field(path, ref))
-  problems += [f'config.{p}: missing (every config starts from configs/base.py, which has it)'
+  problems += [f'config.{p}: missing (every config starts from dreamfusion_jax/defaults.py, which has it)'
                for p in known if p not in have and not p.startswith(tuple(replaced))]
   return problems
 

@@ -79,7 +79,9 @@ class NeRFMLP(nn.Module):
 class BackgroundMLP(nn.Module):
   """Environment-map colour from the positionally encoded ray direction [P §3.1].
 
-  kind='white' keeps the weights but returns white: a known background (the toy world's).
+  kind='white' keeps the weights but returns white: a known background (the toy world's);
+  kind='random' returns white too (evaluation, previews): training replaces it per view with a
+  solid background drawn from toy.backgrounds (train.render_views).
   """
   num_freqs: int = 4
   width: int = 32
@@ -93,10 +95,10 @@ class BackgroundMLP(nn.Module):
     for _ in range(self.num_layers):
       x = nn.swish(nn.Dense(self.width)(x))
     color = nn.sigmoid(nn.Dense(3)(x))
-    if self.kind == 'white':
+    if self.kind in ('white', 'random'):
       return jnp.ones_like(color)
     if self.kind != 'mlp':
-      raise ValueError(f"field.background must be 'mlp' or 'white', got {self.kind!r}")
+      raise ValueError(f"field.background must be 'mlp', 'white' or 'random', got {self.kind!r}")
     return color
 
 

@@ -186,7 +186,7 @@ def run(config, workdir: str, evaluate: Optional[EvaluateFn] = None, overwrite: 
         reference=None) -> Dict:
   """Trains for config.num_steps (resuming from WORKDIR/checkpoints) and writes the results.
 
-  Before anything is built: checks every config field against `reference` (configs/base.py by
+  Before anything is built: checks every config field against `reference` (dreamfusion_jax/defaults.py by
   default; config_check.py) and the workdir (writable; no run of another config there unless
   `overwrite`, which deletes it once the prior has loaded). A run that fails at set-up (a bad
   config, a model that cannot load, fewer steps than its checkpoints) changes nothing in the

@@ -1,11 +1,33 @@
 """Schedules: pure functions of the training step, each with its own length in steps.
 
 None of them depends on num_steps, so extending a run never changes its past [P A.2; paper.md §7].
-All are jnp functions evaluated inside the compiled update.
+All are jnp functions evaluated inside the compiled update; short_run_lengths() gives the
+lengths that shorter runs (configs/cpu.py, configs/toy.py, the toy sweeps) scale with their size.
 """
+from fractions import Fraction
+from typing import Dict
+
 import jax.numpy as jnp
 
 from dreamfusion_jax import render
+
+
+# Each schedule length of a short run as a fraction of its num_steps: the shading and lr
+# warm-ups a tenth, the IPE and orientation anneals half, the lr cosine the whole run (the
+# paper's 15,000-step run has its own lengths, dreamfusion_jax/defaults.py).
+SHORT_RUN = {
+    'shading.albedo_only_steps': Fraction(1, 10),
+    'schedule.lambda_sigma_steps': Fraction(1, 2),
+    'schedule.orientation_steps': Fraction(1, 2),
+    'optimizer.warmup_steps': Fraction(1, 10),
+    'optimizer.decay_end_step': Fraction(1),
+}
+
+
+def short_run_lengths(num_steps: int) -> Dict[str, int]:
+  """{dotted config field: length} of every schedule of a run of num_steps (SHORT_RUN, rounded
+  half to even, at least 1), for config.update_from_flattened_dict."""
+  return {name: max(1, round(fraction * num_steps)) for name, fraction in SHORT_RUN.items()}
 
 
 def _ramp(step, num_steps: int):

@@ -110,6 +110,7 @@ class ViewDraw(NamedTuple):
   shading_mode: jnp.ndarray  # () int32, render.ALBEDO / LAMBERTIAN / TEXTURELESS
   render_key: jnp.ndarray  # sample jitter
   sds_key: jnp.ndarray  # t and eps of this view's SDS draw (sds.draw_noise)
+  background: jnp.ndarray  # (3,) this view's solid background (field.background='random')
 
 
 def draw_view(key, step, config) -> ViewDraw:
@@ -123,7 +124,19 @@ def draw_view(key, step, config) -> ViewDraw:
   cam = camera_lib.sample_camera(k_cam, config.camera)
   light = camera_lib.sample_light(k_light, cam.origin, config.light)
   mode = jax.random.choice(k_mode, 3, p=schedules.shading_probs(step, config))
-  return ViewDraw(cam, light, mode.astype(jnp.int32), k_render, key_sds)
+  return ViewDraw(cam, light, mode.astype(jnp.int32), k_render, key_sds,
+                  _draw_background(key, config))
+
+
+def _draw_background(key, config) -> jnp.ndarray:
+  """A view's solid background (3,): one of toy.backgrounds, uniformly, for
+  field.background='random' (white otherwise, unused). Its own fold of the view's key, so the
+  view's other draws keep their bits whatever the background."""
+  if config.field.background != 'random':
+    return jnp.ones((3,), jnp.float32)
+  levels = jnp.asarray(config.toy.backgrounds, jnp.float32)
+  level = levels[jax.random.randint(jax.random.fold_in(key, 0xB6), (), 0, levels.shape[0])]
+  return jnp.full((3,), level, jnp.float32)
 
 
 def needs_normals(config) -> bool:
@@ -176,7 +189,10 @@ def render_views(params, model: Model, views: ViewDraw, step):
   res = config.render.resolution
 
   def render_one(view: ViewDraw):
-    return render.render_camera(field_fn, background_fn, view.camera, res, res, view.render_key,
+    bg_fn = background_fn
+    if config.field.background == 'random':  # This view's solid background (toy.backgrounds).
+      bg_fn = lambda d: jnp.broadcast_to(view.background, d.shape)
+    return render.render_camera(field_fn, bg_fn, view.camera, res, res, view.render_key,
                                 variance=variance, light_position=view.light_position,
                                 shading_mode=view.shading_mode, settings=settings)
 

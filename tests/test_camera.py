@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs.base import get_config
+from dreamfusion_jax.defaults import get_config
 from dreamfusion_jax import camera as cam_lib
 
 N = 20_000

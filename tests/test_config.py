@@ -5,12 +5,13 @@ import re
 from absl import flags
 from ml_collections import config_flags
 
-from configs import base, cpu
+from configs import cpu
+from dreamfusion_jax import defaults
 from tests.helpers import ROOT
 
 
-def test_every_base_field_has_a_comment():
-  lines = open(os.path.join(ROOT, 'configs', 'base.py')).read().splitlines()
+def test_every_schema_field_has_a_comment():
+  lines = open(os.path.join(ROOT, 'dreamfusion_jax', 'defaults.py')).read().splitlines()
   uncommented = []
   for i, line in enumerate(lines):
     m = re.match(r'\s*c\.([\w.]+) = (.*)', line)
@@ -22,7 +23,7 @@ def test_every_base_field_has_a_comment():
 
 
 def test_paper_defaults():
-  c = base.get_config()
+  c = defaults.get_config()
   assert c.num_steps == 15_000 and c.render.resolution == 64
   assert c.guidance.scale == 100.0 and c.guidance.weighting == 'sigma2'
   assert tuple(c.guidance.t_range) == (0.02, 0.98)
@@ -55,3 +56,27 @@ def test_command_line_overrides():
   assert c.schedule.lambda_sigma_steps == 123 and c.prompt == 'a blue cone'
   assert tuple(c.camera.distance_range) == (1.2, 1.4)
   assert c.render.resolution == cpu.get_config().render.resolution  # the rest is cpu.py's
+
+
+def parse(config_file, *overrides):
+  argv = ['prog', f"--config={os.path.join(ROOT, 'configs', config_file)}", *overrides]
+  flag_values = flags.FlagValues()
+  config_flags.DEFINE_config_file('config', None, 'config file', flag_values=flag_values,
+                                  sys_argv=argv)
+  flag_values(argv)
+  return flag_values.config
+
+
+def test_hamburger_weights_follow_the_resolution_on_the_command_line():
+  """hamburger.py's three regularizer weights are threestudio's per-ray values over R^2 rays:
+  a resolution override rescales them by (64 / R)^2; a weight's own override replaces its tie."""
+  rays = lambda r: float(r * r)
+  for r in (64, 32, 96):
+    c = parse('hamburger.py', f'--config.render.resolution={r}')
+    assert c.render.resolution == r
+    assert c.loss.opacity_weight == 1.0 / rays(r)
+    assert c.schedule.orientation_start == 10.0 / rays(r)
+    assert c.schedule.orientation_end == 1000.0 / rays(r)
+  c = parse('hamburger.py', '--config.render.resolution=32', '--config.loss.opacity_weight=1e-3')
+  assert c.loss.opacity_weight == 1e-3 and c.schedule.orientation_start == 10.0 / rays(32)
+  assert c.copy_and_resolve_references().loss.opacity_weight == 1e-3

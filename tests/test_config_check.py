@@ -6,8 +6,8 @@ import jax
 import ml_collections
 import pytest
 
-from configs import base, toy
-from dreamfusion_jax import config_check, field, prompts, schedules
+from configs import toy
+from dreamfusion_jax import config_check, defaults, field, prompts, schedules
 from dreamfusion_jax.errors import SetupError
 from tests import helpers
 
@@ -86,6 +86,9 @@ BAD = {
     'prompt the toy prior lacks': ({'prompt': 'a blue cone'},
                                    "config.prompt='a blue cone': must be one of "
                                    'config.toy.objects'),
+    'held-out camera outside training': ({'camera.distance_range': (1.5, 1.5)},
+                                          'config.toy.eval_distance=1.3: must be within '
+                                          'config.camera.distance_range=(1.5, 1.5)'),
     'nan_step below -1': ({'debug.nan_step': -2},
                           'config.debug.nan_step=-2: must be an integer >= -1'),
 }
@@ -118,14 +121,14 @@ def test_shipped_configs_pass():
 
 
 def test_every_field_has_a_rule():
-  fields = set(config_check.leaves(base.get_config()))
+  fields = set(config_check.leaves(defaults.get_config()))
   assert fields == set(config_check.RULES), (
       f'without a rule: {sorted(fields - set(config_check.RULES))}; '
       f'rules of no field: {sorted(set(config_check.RULES) - fields)}')
 
 
 def test_every_default_passes_its_rule():
-  for path, value in config_check.leaves(base.get_config()).items():
+  for path, value in config_check.leaves(defaults.get_config()).items():
     assert config_check.RULES[path].ok(value), path
 
 
@@ -134,7 +137,7 @@ def test_name_lists_match_their_modules():
   assert config_check.NEGATIVES == prompts.NEGATIVES
   for name in config_check.IPE_COVARIANCES:
     field.ipe_variance(0.1, name)
-  config = base.get_config()
+  config = defaults.get_config()
   for name in config_check.ORIENTATION_INTERPS:
     config.schedule.orientation_interp = name
     schedules.orientation_weight(0, config)

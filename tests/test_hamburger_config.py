@@ -6,8 +6,9 @@ tests/test_stable_diffusion.py, which has the tiny Stable Diffusion pipeline.)
 import jax
 import numpy as np
 
-from configs import base, hamburger
+from configs import hamburger
 from dreamfusion_jax import camera as camera_lib
+from dreamfusion_jax import defaults
 from dreamfusion_jax import field as field_lib
 from dreamfusion_jax import render, schedules, train
 from dreamfusion_jax.guidance import standins
@@ -44,5 +45,5 @@ def test_hamburger_starts_from_the_blob_in_empty_space_where_the_paper_starts_as
   for corners, centre in step0_opacity(hamburger.get_config(), seeds):
     assert corners < 0.1, corners  # measured 0.009-0.04 over training draws
     assert centre > 0.9, centre  # the blob is opaque
-  for corners, _ in step0_opacity(base.get_config(), seeds):
+  for corners, _ in step0_opacity(defaults.get_config(), seeds):
     assert corners > 0.5, corners  # measured 0.72-0.97: fog

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs.base import get_config
+from dreamfusion_jax.defaults import get_config
 from dreamfusion_jax import camera as camera_lib
 from dreamfusion_jax import prompts, sds, train
 from dreamfusion_jax.guidance.gaussian import GaussianPrior

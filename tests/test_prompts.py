@@ -3,7 +3,7 @@ import jax
 import numpy as np
 import pytest
 
-from configs.base import get_config
+from dreamfusion_jax.defaults import get_config
 from dreamfusion_jax import prompts
 
 PLAIN, FRONT, SIDE, BACK, OVERHEAD = range(5)

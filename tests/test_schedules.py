@@ -2,13 +2,12 @@
 import numpy as np
 import pytest
 
-from configs import base
-from dreamfusion_jax import schedules
+from dreamfusion_jax import defaults, schedules
 
 
 @pytest.fixture
 def config():
-  return base.get_config()
+  return defaults.get_config()
 
 
 def test_lambda_sigma_and_orientation(config):

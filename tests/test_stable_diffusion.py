@@ -18,8 +18,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from configs import base, hamburger
-from dreamfusion_jax import checkpoints, errors, sds, train
+from configs import hamburger
+from dreamfusion_jax import checkpoints, defaults, errors, sds, train
 from dreamfusion_jax.guidance import stable_diffusion as sd
 from dreamfusion_jax.guidance import random_sd
 from tests import helpers
@@ -256,8 +256,9 @@ TS_SPARSITY, TS_ORIENT_AT_0 = 1.0, 10.0
 
 
 def small_hamburger(resolution: int):
-  """hamburger.py at a test size, its weights scaled to the resolution (with_resolution)."""
-  c = hamburger.with_resolution(hamburger.get_config(), resolution)
+  """hamburger.py at a test size; its weights follow the resolution (tied by reference)."""
+  c = hamburger.get_config()
+  c.render.resolution = resolution
   c.render.batch_size = 2
   c.render.num_samples, c.render.num_importance_samples = 8, 4
   c.field.width, c.field.num_blocks = 16, 1
@@ -324,7 +325,7 @@ def test_regularizer_to_sds_gradient_ratio_is_threestudios_at_step_0(backend):
   np.testing.assert_allclose(ratio, ts_ratio, rtol=1e-3)
   # The paper's weights (base.py) give another balance: 4x the opacity weight, 1/24 of the
   # orientation weight.
-  paper, shipped = base.get_config(), hamburger.get_config()
+  paper, shipped = defaults.get_config(), hamburger.get_config()
   assert paper.loss.opacity_weight / shipped.loss.opacity_weight > 4
   assert shipped.schedule.orientation_start / paper.schedule.orientation_start > 24
 

@@ -31,7 +31,7 @@ def white_background(directions):
 
 def _object_names(config) -> List[str]:
   """config.toy.objects, checked against the library and the prompt (checks.py)."""
-  problems = checks.config_problems(config)
+  problems = checks.object_problems(config)
   if problems:
     raise SetupError(problems[0])
   return list(config.toy.objects)
@@ -42,8 +42,9 @@ def render_settings(config) -> render.RenderSettings:
   return render.RenderSettings.from_config(config, randomized=False)
 
 
-def _render_object(name: str, config, cameras, lights, modes):
-  """Ground-truth renders of one object for a batch of draws. Returns (n, H, W, 3) in [0, 1]."""
+def _render_object(name: str, config, cameras, lights, modes, levels=(1.0,)):
+  """Ground-truth renders of one object for a batch of draws, over solid backgrounds of the grey
+  `levels` (1: white). Returns (len(levels), n, H, W, 3) in [0, 1]."""
   field_fn = scenes.scene_field(scenes.get(name), config.toy.sharpness)
   res, settings = config.render.resolution, render_settings(config)
 
@@ -53,13 +54,15 @@ def _render_object(name: str, config, cameras, lights, modes):
       out = render.render_camera(field_fn, white_background, cam, res, res,
                                  jax.random.PRNGKey(0), variance=jnp.float32(0.0),
                                  light_position=light, shading_mode=mode, settings=settings)
-      return jnp.clip(out['rgb'], 0.0, 1.0)
-    return jax.vmap(one)(cameras, lights, modes)
+      # Rendered over white, then moved onto each level: rgb - (1 - acc) (1 - level).
+      return jnp.stack([jnp.clip(out['rgb'] - (1.0 - out['acc'][..., None]) * (1.0 - level),
+                                 0.0, 1.0) for level in levels])
+    return jax.vmap(one, out_axes=1)(cameras, lights, modes)
 
   chunk = 64
   parts = [batch(*jax.tree.map(lambda x: x[i:i + chunk], (cameras, lights, modes)))
            for i in range(0, modes.shape[0], chunk)]
-  return np.concatenate([np.asarray(p) for p in parts])
+  return np.concatenate([np.asarray(p) for p in parts], axis=1)
 
 
 def _draws(key, n: int, config):
@@ -108,6 +111,8 @@ def _cache_path(config, names) -> str:
                           textureless_prob=config.shading.textureless_prob) if mix else None,
              render=render_settings(config)._asdict(), resolution=config.render.resolution)
   key.get('toy').pop('cache_dir', None)
+  if tuple(config.toy.backgrounds) == (1.0,):  # White only: the key of datasets made before it.
+    key.get('toy').pop('backgrounds', None)
   for k in ('eval_distance', 'eval_focal_mult'):  # Held-out views only.
     key.get('toy').pop(k, None)
   digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
@@ -143,13 +148,14 @@ def build_dataset(config) -> Tuple[np.ndarray, List[str]]:
   for index, name in enumerate(names):
     key = jax.random.fold_in(jax.random.PRNGKey(config.toy.dataset_seed), index)
     cams, lights, modes = _draws(key, config.toy.images_per_object, config)
-    images.append(_render_object(name, config, cams, lights, modes))
+    levels = tuple(config.toy.backgrounds)  # The same renders over every background level.
+    images += list(_render_object(name, config, cams, lights, modes, levels))
     rows = np.asarray(prompts.view_index(cams.elevation_deg, cams.azimuth_deg, config.prompts))
     table = prompts.view_prompts(name, config.prompts.view_mode)  # The rows view_index counts.
     if config.toy.caption_noise > 0:
       rng = np.random.default_rng([config.toy.dataset_seed, index])
       rows = noisy_rows(rng, rows, len(table), config.toy.caption_noise)
-    captions += [table[r] for r in rows]
+    captions += [table[r] for r in rows] * len(levels)
   images = np.concatenate(images)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   tmp = f'{path}.{os.getpid()}.tmp.npz'  # One per process: runs in parallel may build it too.

@@ -502,6 +502,32 @@ def _snowman() -> Scene:
   )
 
 
+# Pale objects: low contrast against a white background (issue 24: with a white-only world and
+# training background they collapsed; docs/verification.md, "Where the default fails").
+MUG_WHITE = (0.92, 0.92, 0.90)
+BEIGE = (0.93, 0.87, 0.68)
+
+
+def _white_mug() -> Scene:
+  """A near-white mug: a rounded cylinder (r 0.24, 0.48 tall), a handle on its -y side (the image
+  left in the front view) and a blue mark on its front (x > 0.1, |y| < 0.12, |z - 0.02| < 0.10)."""
+  return union(
+      cylinder(0.24, 0.24, color=MUG_WHITE, rounding=0.04),
+      box((0.04, 0.09, 0.12), center=(0.0, -0.30, 0.0), color=MUG_WHITE, rounding=0.03),
+      mark=Mark((0.15, 0.35, 0.90), x_min=0.10, center_yz=(0.0, 0.02), half_size_yz=(0.12, 0.10),
+                primitive=0))
+
+
+def _pale_yellow_box() -> Scene:
+  """A beige box (0.60 x 0.40 x 0.28) with a light-grey knob off-centre on top and a muted red
+  mark on its front (x > 0.2, |y + 0.08| < 0.12, |z| < 0.07)."""
+  return union(
+      box((0.30, 0.20, 0.14), center=(0.0, 0.0, -0.08), color=BEIGE, rounding=0.03),
+      sphere(0.12, center=(0.05, 0.05, 0.15), color=(0.85, 0.85, 0.82)),
+      mark=Mark((0.85, 0.25, 0.25), x_min=0.2, center_yz=(0.0, -0.08), half_size_yz=(0.12, 0.07),
+                primitive=0))
+
+
 LIBRARY: Dict[str, Scene] = {
     'red ball': union(sphere(0.35, color=(0.85, 0.1, 0.1))),
     'blue cube': union(box((0.25, 0.25, 0.25), color=(0.15, 0.3, 0.9), rounding=0.03)),
@@ -512,6 +538,9 @@ LIBRARY: Dict[str, Scene] = {
     'snowman': _snowman(),
     'toy hamburger': toy_hamburger(),
     'onion hamburger': onion_hamburger(),
+    'white mug': _white_mug(),
+    'pale yellow box': _pale_yellow_box(),
+    'light grey ball': union(sphere(0.33, color=(0.80, 0.80, 0.80))),
 }
 
 

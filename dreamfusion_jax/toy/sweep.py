@@ -18,9 +18,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-# Schedules that scale with the run's length (their step counts in configs/toy.py).
-SCHEDULES = ('shading.albedo_only_steps', 'schedule.lambda_sigma_steps',
-             'schedule.orientation_steps', 'optimizer.warmup_steps', 'optimizer.decay_end_step')
+from dreamfusion_jax import schedules
 
 # The repository (a sweep trains its configs/toy.py, so it runs from a checkout).
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -39,14 +37,10 @@ def toy_config():
 
 
 def scaled(size: Dict, overrides: Dict) -> Dict:
-  """size's overrides (num_steps and any others) plus every schedule shrunk by num_steps' factor
-  relative to configs/toy.py, then `overrides`."""
-  config = toy_config()
-  factor = size['num_steps'] / config.num_steps
+  """size's overrides (num_steps and any others) plus every schedule scaled to its num_steps
+  (schedules.short_run_lengths, as configs/toy.py's), then `overrides`."""
   out = dict(size)
-  for name in SCHEDULES:
-    section, field = name.split('.')
-    out[name] = max(1, int(round(config[section][field] * factor)))
+  out.update(schedules.short_run_lengths(size['num_steps']))
   out.update(overrides)
   return out
 
