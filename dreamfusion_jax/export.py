@@ -1,7 +1,7 @@
 """What run_render.py does: a trained run's checkpoint -> WORKDIR/render/ (videos, sheet, mesh,
 index.html: report.py).
 
-  load(workdir)                 the latest checkpoint as a views.Subject, its step and config
+  load(workdir)                 the latest checkpoint as a pictures.Subject, its step and config
   render_subject(subject, ...)  turntable videos, the contact sheet and the mesh of any Subject
                                 (a checkpoint's NeRF or an analytic field: tests use the latter)
 """
@@ -23,7 +23,7 @@ from dreamfusion_jax import report
 from dreamfusion_jax import texture
 from dreamfusion_jax import train
 from dreamfusion_jax import turntable
-from dreamfusion_jax import views
+from dreamfusion_jax import pictures
 from dreamfusion_jax import workdir as workdir_lib
 from dreamfusion_jax.errors import SetupError
 
@@ -102,7 +102,7 @@ def check(options: Options, max_log_density: float = math.inf) -> None:
   turntable.parse_light(options.light)
 
 
-def load(workdir: str) -> Tuple[views.Subject, int, ml_collections.ConfigDict]:
+def load(workdir: str) -> Tuple[pictures.Subject, int, ml_collections.ConfigDict]:
   """The latest checkpoint of a run_train.py workdir with its resolved config.json.
 
   Returns (subject, step, config). Raises SetupError when the workdir, its config or a
@@ -128,10 +128,10 @@ def load(workdir: str) -> Tuple[views.Subject, int, ml_collections.ConfigDict]:
   step = int(state.step)
   if step == 0:  # restore_or_init's fresh state: no checkpoint read back.
     raise SetupError(f'no checkpoint in {checkpoint_dir} could be read back ({train_hint})')
-  return views.model_subject(model, state.params, step), step, config
+  return pictures.model_subject(model, state.params, step), step, config
 
 
-def render_subject(subject: views.Subject, out_dir: str, options: Options) -> Dict:
+def render_subject(subject: pictures.Subject, out_dir: str, options: Options) -> Dict:
   """Writes out_dir/{KIND}.mp4, contact_sheet.png, mesh.glb and mesh.obj (vertex colours) and
   mesh_textured.{glb,obj,mtl,png} (texture.bake); returns a summary.
 
@@ -139,12 +139,12 @@ def render_subject(subject: views.Subject, out_dir: str, options: Options) -> Di
   """
   check(options)
   summary, files = dict(options=options._asdict()), {}
-  render_view = views.make_camera_fn(subject, options.chunk)  # Compiled once, used throughout.
+  render_view = pictures.make_camera_fn(subject, options.chunk)  # Compiled once, used throughout.
   start = time.time()
   mesh = None
   if options.mesh:
     # One compiled field query for the mesh's level, grid and colours and the texture's bake.
-    point_fn = views.make_point_fn(subject, mesh_lib.POINTS_PER_RAY * options.chunk)
+    point_fn = pictures.make_point_fn(subject, mesh_lib.POINTS_PER_RAY * options.chunk)
     mesh = mesh_lib.extract(subject, options.mesh_resolution, options.chunk,
                             options.mesh_level, options.distance, options.focal_mult, render_view,
                             point_fn=point_fn)
@@ -170,11 +170,11 @@ def render_subject(subject: views.Subject, out_dir: str, options: Options) -> Di
   return summary
 
 
-def _depth_range(subject: views.Subject, options: Options) -> Tuple[float, float]:
+def _depth_range(subject: pictures.Subject, options: Options) -> Tuple[float, float]:
   return turntable.depth_range(options.distance, subject.settings.radius, subject.settings.near)
 
 
-def write_turntable(render_view, subject: views.Subject, out_dir: str, options: Options,
+def write_turntable(render_view, subject: pictures.Subject, out_dir: str, options: Options,
                     files: Dict[str, str]) -> Dict[int, Dict]:
   """The five videos (paths added to `files`). Returns the contact-sheet columns they contain.
 
@@ -189,7 +189,7 @@ def write_turntable(render_view, subject: views.Subject, out_dir: str, options: 
   sheet = {}
 
   def kind_frames():
-    views_ = turntable.render_views(render_view, cameras, options.resolution, light,
+    views_ = turntable.render_frames(render_view, cameras, options.resolution, light,
                                     desc='turntable')
     for i, view in enumerate(views_):
       images = turntable.kind_images(view, near, far)
@@ -201,14 +201,14 @@ def write_turntable(render_view, subject: views.Subject, out_dir: str, options: 
   return sheet
 
 
-def write_contact_sheet(render_view, subject: views.Subject, out_dir: str, options: Options,
+def write_contact_sheet(render_view, subject: pictures.Subject, out_dir: str, options: Options,
                         sheet: Dict[int, Dict], files: Dict[str, str]) -> None:
   """out_dir/contact_sheet.png: the columns not in `sheet` are rendered, then all are drawn."""
   near, far = _depth_range(subject, options)
   rest = [c for c in range(options.sheet_views) if c not in sheet]
   cameras = turntable.orbit(options.sheet_views, options.elevation_deg, options.distance,
                             options.focal_mult)
-  renders = turntable.render_views(render_view, [cameras[c] for c in rest], options.resolution,
+  renders = turntable.render_frames(render_view, [cameras[c] for c in rest], options.resolution,
                                    turntable.parse_light(options.light), desc='contact sheet')
   for c, view in zip(rest, renders):
     sheet[c] = turntable.kind_images(view, near, far)

@@ -25,7 +25,7 @@ import numpy as np
 import tqdm
 
 from dreamfusion_jax import camera as camera_lib
-from dreamfusion_jax import views
+from dreamfusion_jax import pictures
 from dreamfusion_jax.errors import EmptyFieldError
 
 # Raw density outside the bounding sphere: exp(-100) = 0, far below any level a render can see.
@@ -60,12 +60,12 @@ def surface_level(render_view, point_fn, cameras: Sequence[camera_lib.Camera],
                   resolution: int = LEVEL_RESOLUTION) -> float:
   """The median raw density at the expected termination points of the opaque rays (acc >= 0.5).
 
-  Args: render_view, point_fn: views.make_camera_fn and views.make_point_fn of the subject.
+  Args: render_view, point_fn: pictures.make_camera_fn and pictures.make_point_fn of the subject.
   Raises EmptyFieldError when no ray of any camera is that opaque.
   """
   points, max_acc = [], 0.0
   for cam in tqdm.tqdm(cameras, desc='mesh level', unit='view', dynamic_ncols=True):
-    out = render_view(cam, resolution, views.headlight(cam))
+    out = render_view(cam, resolution, pictures.headlight(cam))
     origins, directions = (np.asarray(a) for a in camera_lib.generate_rays(cam, resolution,
                                                                             resolution))
     hit = out['acc'] >= OPAQUE
@@ -89,7 +89,7 @@ def grid_axis(resolution: int, radius: float) -> np.ndarray:
 def density_grid(point_fn, resolution: int, radius: float, chunk: int) -> np.ndarray:
   """Raw density on the grid_axis^3 grid, indexed [x, y, z]; OUTSIDE_RAW outside the sphere.
 
-  Args: point_fn: views.make_point_fn of the field; chunk: grid points made at a time.
+  Args: point_fn: pictures.make_point_fn of the field; chunk: grid points made at a time.
   Returns: (resolution,) * 3 float32.
   """
   axis = grid_axis(resolution, radius)
@@ -124,32 +124,32 @@ def marching_cubes(grid: np.ndarray, level: float, radius: float) -> Tuple[np.nd
 
 
 def albedo_colors(point_fn, vertices: np.ndarray) -> np.ndarray:
-  """The field's albedo (point_fn: views.make_point_fn) at the vertices (V, 3) as uint8 (V, 3)."""
+  """The field's albedo (point_fn: pictures.make_point_fn) at the vertices (V, 3), uint8 (V, 3)."""
   _, albedo = point_fn(vertices)
   return np.round(np.clip(albedo, 0.0, 1.0) * 255).astype(np.uint8)
 
 
-def extract(subject: views.Subject, resolution: int, chunk: int, level: Optional[float] = None,
+def extract(subject: pictures.Subject, resolution: int, chunk: int, level: Optional[float] = None,
             distance: float = 1.3, focal_mult: float = 1.0, render_view=None,
             point_fn=None) -> Mesh:
   """The field's surface as a coloured Mesh (module docstring).
 
   Args:
-    subject: the field (views.model_subject or views.field_subject).
+    subject: the field (pictures.model_subject or pictures.field_subject).
     resolution: grid points per axis across the bounding sphere's diameter.
     chunk: rays per compiled call (POINTS_PER_RAY times as many grid points).
     level: the raw-density iso-level; None measures it from renders (surface_level) taken from
       `distance` with focal length focal_mult * width.
-    render_view: views.make_camera_fn(subject, chunk) if the caller has one compiled already.
-    point_fn: views.make_point_fn(subject, POINTS_PER_RAY * chunk), likewise (texture.bake
+    render_view: pictures.make_camera_fn(subject, chunk) if the caller has one compiled already.
+    point_fn: pictures.make_point_fn(subject, POINTS_PER_RAY * chunk), likewise (texture.bake
       queries the same function for the albedo).
 
   Raises EmptyFieldError for a field without a surface.
   """
   points = POINTS_PER_RAY * chunk
-  point_fn = point_fn or views.make_point_fn(subject, points)
+  point_fn = point_fn or pictures.make_point_fn(subject, points)
   if level is None:
-    render_view = render_view or views.make_camera_fn(subject, chunk)
+    render_view = render_view or pictures.make_camera_fn(subject, chunk)
     level = surface_level(render_view, point_fn, level_cameras(distance, focal_mult))
   grid = density_grid(point_fn, resolution, subject.settings.radius, points)
   vertices, faces = marching_cubes(grid, level, subject.settings.radius)

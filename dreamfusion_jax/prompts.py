@@ -42,23 +42,23 @@ import numpy as np
 
 from dreamfusion_jax.camera import wrap_degrees
 
-VIEWS = ('front', 'side', 'back', 'overhead')
+VIEW_WORDS = ('front', 'side', 'back', 'overhead')
 ROW_PLAIN, ROW_FRONT, ROW_SIDE, ROW_BACK, ROW_OVERHEAD = 0, 1, 2, 3, 4
-NUM_ROWS = 1 + len(VIEWS)
-FINE_VIEWS = ('front', 'left side', 'right side', 'back', 'oblique top', 'overhead')
+NUM_ROWS = 1 + len(VIEW_WORDS)
+FINE_VIEW_WORDS = ('front', 'left side', 'right side', 'back', 'oblique top', 'overhead')
 FINE_FRONT, FINE_LEFT, FINE_RIGHT, FINE_BACK, FINE_OBLIQUE, FINE_OVERHEAD = 1, 2, 3, 4, 5, 6
 VIEW_MODES = ('discrete', 'interpolated', 'none', 'fine')
 NEGATIVES = ('none', 'views', 'perp_neg')
 MAX_NEGATIVES = 3  # Negatives per row in negative_table (the back view's in 'fine').
 
 
-def views(view_mode: str = 'discrete') -> tuple:
-  """The view words of a mode's table rows 1.. (FINE_VIEWS for 'fine', else VIEWS)."""
-  return FINE_VIEWS if view_mode == 'fine' else VIEWS
+def view_words(view_mode: str = 'discrete') -> tuple:
+  """The view words of a mode's table rows 1.. (FINE_VIEW_WORDS for 'fine', else VIEW_WORDS)."""
+  return FINE_VIEW_WORDS if view_mode == 'fine' else VIEW_WORDS
 
 
 def num_rows(view_mode: str = 'discrete') -> int:
-  return 1 + len(views(view_mode))
+  return 1 + len(view_words(view_mode))
 
 
 def view_prompts(prompt: str, view_mode: str = 'discrete') -> list[str]:
@@ -70,9 +70,9 @@ def view_prompts(prompt: str, view_mode: str = 'discrete') -> list[str]:
 
   Returns:
     [prompt, f'{prompt}, front view', f'{prompt}, side view', f'{prompt}, back view',
-     f'{prompt}, overhead view'], or with 'fine' the rows of FINE_VIEWS.
+     f'{prompt}, overhead view'], or with 'fine' the rows of FINE_VIEW_WORDS.
   """
-  return [prompt] + [f'{prompt}, {view} view' for view in views(view_mode)]
+  return [prompt] + [f'{prompt}, {view} view' for view in view_words(view_mode)]
 
 
 def _is_overhead(elevation_deg: jax.Array, cfg) -> jax.Array:

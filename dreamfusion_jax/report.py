@@ -232,7 +232,7 @@ def page(config: Dict, metrics: Optional[Dict], summary: Dict, files: Dict[str, 
                                           ('field', 'value')))
   parts.append('<details><summary>config.json</summary><pre>'
                + html.escape(json.dumps(config, indent=1)) + '</pre></details>')
-  videos = [k for k in turntable.KINDS if k in files]
+  videos = [k for k in turntable.VIDEOS if k in files]
   if videos:
     options = summary.get('options', {})
     parts.append(f'<h2>Turntable</h2><p>{options.get("frames")} frames at elevation '

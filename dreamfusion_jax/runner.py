@@ -28,7 +28,7 @@ from dreamfusion_jax import backends
 from dreamfusion_jax import checkpoints
 from dreamfusion_jax import config_check
 from dreamfusion_jax import train
-from dreamfusion_jax import views
+from dreamfusion_jax import pictures
 from dreamfusion_jax import workdir as workdir_lib
 from dreamfusion_jax.errors import RunError, SetupError
 
@@ -219,7 +219,7 @@ def run(config, workdir: str, evaluate: Optional[EvaluateFn] = None, overwrite: 
   # find the update's executable in jax's cache.
   update = train.pmap_update(model)
   update.lower(state, frozen, key_train, ids).compile()
-  preview = views.make_preview_fn(model, config.log.preview_resolution)
+  preview = pictures.make_preview_fn(model, config.log.preview_resolution)
   preview(fresh.params, start_step)
   logger = Logger(workdir, start_step)
   evaluate = evaluate or backends.make_evaluate(config)

@@ -4,7 +4,7 @@ labelled contact sheet (paper Fig. 1, 3, 5: shaded, albedo, textureless, normals
 The camera orbits the object at a fixed elevation, starting at the front (azimuth 0, +x) and
 turning counter-clockwise seen from above (camera.py's conventions). The light of the shaded and
 textureless kinds is one of (parse_light):
-  camera          the previews' headlight (views.headlight): above and behind the camera, so it
+  camera          the previews' headlight (pictures.headlight): above and behind the camera, so it
                   turns with it and the visible side stays lit (the default);
   camera:X,Y,Z    a distant light from direction (X, Y, Z) in the camera's frame (X right, Y up,
                   Z toward the viewer), turning with the camera;
@@ -24,10 +24,10 @@ import tqdm
 from PIL import Image, ImageDraw, ImageFont
 
 from dreamfusion_jax import camera as camera_lib
-from dreamfusion_jax import views
+from dreamfusion_jax import pictures
 from dreamfusion_jax.errors import SetupError
 
-KINDS = ('shaded', 'albedo', 'textureless', 'normals', 'depth')
+VIDEOS = ('shaded', 'albedo', 'textureless', 'normals', 'depth')
 LIGHT_FRAMES = ('camera', 'world')
 # Distance of a distant light: over the 1.4 bounding sphere its direction varies by < 1.4e-4 rad.
 LIGHT_DISTANCE = 1e4
@@ -60,7 +60,7 @@ def parse_light(spec: str) -> Light:
 def light_position(light: Light, camera: camera_lib.Camera) -> jnp.ndarray:
   """The renderer's point-light position (3,) for one camera."""
   if light.direction is None:
-    return views.headlight(camera)
+    return pictures.headlight(camera)
   d = camera_lib.safe_normalize(jnp.asarray(light.direction, jnp.float32))
   if light.frame == 'camera':
     d = camera.rotation @ d  # Columns right, up, back: camera frame -> world.
@@ -88,18 +88,18 @@ def depth_image(depth, acc, near: float, far: float) -> np.ndarray:
 
 
 def kind_images(view: Dict[str, np.ndarray], near: float, far: float) -> Dict[str, np.ndarray]:
-  """The five KINDS of one render (views.make_camera_fn's dict) as (H, W, 3) uint8 images."""
+  """The five VIDEOS of one render (pictures.make_camera_fn's dict) as (H, W, 3) uint8 images."""
   images = dict(shaded=view['shaded'], albedo=view['albedo'], textureless=view['textureless'],
-                normals=np.asarray(views.normals_image(view['normals'], view['acc'])),
+                normals=np.asarray(pictures.normals_image(view['normals'], view['acc'])),
                 depth=depth_image(view['depth'], view['acc'], near, far))
-  return {k: np.round(np.clip(images[k], 0.0, 1.0) * 255).astype(np.uint8) for k in KINDS}
+  return {k: np.round(np.clip(images[k], 0.0, 1.0) * 255).astype(np.uint8) for k in VIDEOS}
 
 
-def render_views(render_view, cameras: Sequence[camera_lib.Camera], resolution: int,
+def render_frames(render_view, cameras: Sequence[camera_lib.Camera], resolution: int,
                  light: Light, desc: str = 'render') -> Iterator[Dict[str, np.ndarray]]:
   """Renders of each camera, one at a time, with a progress bar.
 
-  Args: render_view: views.make_camera_fn(subject, chunk), compiled once for all calls.
+  Args: render_view: pictures.make_camera_fn(subject, chunk), compiled once for all calls.
   Yields: its dicts (shaded, albedo, textureless, normals, acc, depth), camera by camera.
   """
   for cam in tqdm.tqdm(cameras, desc=desc, unit='view', dynamic_ncols=True):
@@ -113,7 +113,7 @@ def write_videos(frames: Iterable[Dict[str, np.ndarray]], out_dir: str,
   Frames are encoded as they arrive, so memory does not grow with the frame count. Sizes must be
   even (H.264 in yuv420p, which every player reads). Returns {kind: path}.
   """
-  paths = {k: os.path.join(out_dir, f'{k}.mp4') for k in KINDS}
+  paths = {k: os.path.join(out_dir, f'{k}.mp4') for k in VIDEOS}
   writers = {}
   with warnings.catch_warnings():
     # JAX warns when the process forks; ffmpeg's fork is followed by exec: no JAX runs there.
@@ -126,8 +126,8 @@ def write_videos(frames: Iterable[Dict[str, np.ndarray]], out_dir: str,
             raise ValueError(f'video frames must have even sizes, got {h}x{w}')
           writers = {k: imageio.get_writer(paths[k], format='FFMPEG', mode='I', fps=fps,
                                            codec='libx264', pixelformat='yuv420p', quality=8,
-                                           macro_block_size=1) for k in KINDS}
-        for k in KINDS:
+                                           macro_block_size=1) for k in VIDEOS}
+        for k in VIDEOS:
           writers[k].append_data(images[k])
     finally:
       for w in writers.values():
@@ -144,7 +144,7 @@ def _font(size_px: int):
 
 
 def contact_sheet(images: Sequence[Dict[str, np.ndarray]], column_labels: Sequence[str],
-                  row_labels: Sequence[str] = KINDS) -> np.ndarray:
+                  row_labels: Sequence[str] = VIDEOS) -> np.ndarray:
   """A labelled grid: one column per view, one row per kind, on white.
 
   Args:

@@ -257,7 +257,7 @@ def test_toy_dataset_cache_is_keyed_by_what_captions_read(tmp_path):
 def test_onion_hamburger_tells_left_from_right():
   """Its onion shows in the left side view (azimuth +90, the object's own left) and not the
   right; its ketchup stays on the front."""
-  from dreamfusion_jax import render, toy, views  # pylint: disable=import-outside-toplevel
+  from dreamfusion_jax import pictures, render, toy  # pylint: disable=import-outside-toplevel
   from dreamfusion_jax.toy import scenes  # pylint: disable=import-outside-toplevel
   config = get_config()
   settings = render.RenderSettings.from_config(config, randomized=False)
@@ -267,8 +267,8 @@ def test_onion_hamburger_tells_left_from_right():
 
   def fractions(az):
     cam = camera_lib.camera_from_angles(0.0, az, 1.3, 1.0)
-    image = views.render_kinds(field_fn, toy.white_background, cam, 32, jnp.float32(0.0),
-                               views.headlight(cam), settings)['albedo']
+    image = pictures.render_kinds(field_fn, toy.white_background, cam, 32, jnp.float32(0.0),
+                                  pictures.headlight(cam), settings)['albedo']
     return {name: toy.mark_fraction(image, color) for name, color in marks.items()}
 
   left, right, front, back = fractions(90.0), fractions(-90.0), fractions(0.0), fractions(180.0)

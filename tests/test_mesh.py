@@ -10,7 +10,7 @@ import pytest
 import trimesh
 from scipy.spatial import cKDTree
 
-from dreamfusion_jax import mesh, render, views
+from dreamfusion_jax import mesh, pictures, render
 from dreamfusion_jax.toy import scenes
 from dreamfusion_jax.errors import EmptyFieldError
 
@@ -30,7 +30,7 @@ def white(directions):
 
 
 def subject_of(field_fn):
-  return views.field_subject(field_fn, white, render.RenderSettings())
+  return pictures.field_subject(field_fn, white, render.RenderSettings())
 
 
 @pytest.fixture(scope='module')
@@ -130,7 +130,7 @@ def test_level_follows_the_rendered_surface_at_any_density_scale(offset):
   subject = subject_of(field_fn)
   m = mesh.extract(subject, GRID, CHUNK)
   size, distance = 65, 1.3
-  out = views.make_camera_fn(subject, CHUNK)(mesh.level_cameras(distance, 1.0)[0], size,
+  out = pictures.make_camera_fn(subject, CHUNK)(mesh.level_cameras(distance, 1.0)[0], size,
                                              np.zeros(3))
   head_on = distance - out['depth'][size // 2, size // 2]  # The centre pixel sees the origin.
   # Silhouette radius from the opaque area: image radius r_px, tan(theta) = r_px / f_px.

@@ -19,8 +19,8 @@ def test_view_prompts_format():
   rows = prompts.view_prompts('a hamburger')
   assert rows == ['a hamburger', 'a hamburger, front view', 'a hamburger, side view',
                   'a hamburger, back view', 'a hamburger, overhead view']
-  assert prompts.VIEWS == ('front', 'side', 'back', 'overhead')
-  for row, view in zip(range(1, 5), prompts.VIEWS):
+  assert prompts.VIEW_WORDS == ('front', 'side', 'back', 'overhead')
+  for row, view in zip(range(1, 5), prompts.VIEW_WORDS):
     assert rows[row].endswith(f'{view} view')
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from configs import toy
-from dreamfusion_jax import export, render, report, runner, turntable, views, workdir
+from dreamfusion_jax import export, pictures, render, report, runner, turntable, workdir
 from dreamfusion_jax.toy import scenes
 from tests import browser
 
@@ -80,7 +80,7 @@ def rendered_run(tmp_path_factory):
   (work / 'metrics.json').write_text(json.dumps(metrics))
   _log(work, 0, range(0, 5), lambda s: 10.0 - s)
   out = work / 'render'
-  subject = views.field_subject(BALL, _white, render.RenderSettings(num_samples=32,
+  subject = pictures.field_subject(BALL, _white, render.RenderSettings(num_samples=32,
                                                                       num_importance=16))
   summary = dict(step=4, **export.render_subject(subject, str(out), SMALL))
   files = {k: str(out / v) for k, v in summary['files'].items()}
@@ -93,7 +93,7 @@ def test_report_shows_the_run(rendered_run):
   text = (work / 'render' / 'index.html').read_text()
   assert sorted(written) == ['curves_heldout', 'curves_train', 'report']
   assert '<title>a &lt;b&gt;ball&lt;/b&gt; &amp; co: dreamfusion_jax</title>' in text
-  for kind in turntable.KINDS:
+  for kind in turntable.VIDEOS:
     assert f'<video src="{kind}.mp4"' in text
   for name in ('contact_sheet.png', 'curves_train.png', 'curves_heldout.png'):
     assert f'src="{name}"' in text and (work / 'render' / name).is_file()
@@ -121,7 +121,7 @@ def test_report_opens_in_headless_chromium(rendered_run):
   page = browser.open_report(str(work / 'render' / 'index.html'))
   assert page.errors == []
   assert page.model == 'loaded' and page.viewer_loaded
-  assert len(page.videos) == len(turntable.KINDS)
+  assert len(page.videos) == len(turntable.VIDEOS)
   assert all(v['ready'] >= 2 and v['error'] is None and v['width'] == 16 for v in page.videos)
   assert len(page.images) == 3 and all(i['complete'] and i['width'] > 0 for i in page.images)
   pixels = page.viewer.reshape(-1, 3).astype(int)

@@ -11,7 +11,7 @@ import pytest
 import jax.numpy as jnp
 import trimesh
 
-from dreamfusion_jax import export, render, report, turntable, views
+from dreamfusion_jax import export, pictures, render, report, turntable
 from dreamfusion_jax.toy import scenes
 from dreamfusion_jax.errors import EmptyFieldError, SetupError
 from tests import browser, helpers
@@ -53,7 +53,7 @@ def white(directions):
 
 
 def analytic_subject(field_fn):
-  return views.field_subject(field_fn, white, render.RenderSettings(num_samples=32,
+  return pictures.field_subject(field_fn, white, render.RenderSettings(num_samples=32,
                                                                     num_importance=16))
 
 
@@ -73,9 +73,9 @@ def test_render_subject_writes_every_output(tmp_path):
     summaries[frames] = export.render_subject(analytic_subject(BALL), str(out),
                                               SMALL._replace(frames=frames))
     assert sorted(os.listdir(out)) == sorted(
-        [f'{k}.mp4' for k in turntable.KINDS] + ['contact_sheet.png', 'mesh.glb', 'mesh.obj']
+        [f'{k}.mp4' for k in turntable.VIDEOS] + ['contact_sheet.png', 'mesh.glb', 'mesh.obj']
         + TEXTURED)
-    for kind in turntable.KINDS:
+    for kind in turntable.VIDEOS:
       decoded, fps = decode(out / f'{kind}.mp4')
       assert decoded.shape == (frames, 16, 16, 3) and fps == 30, kind
   sheets = [imageio.imread(tmp_path / str(f) / 'contact_sheet.png').astype(int) for f in (8, 3)]
@@ -98,10 +98,10 @@ def test_writes_videos_contact_sheet_and_mesh(checkpoint):
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = checkpoint / 'render'
   assert sorted(os.listdir(out)) == sorted(
-      [f'{k}.mp4' for k in turntable.KINDS] + ['contact_sheet.png', 'mesh.glb', 'mesh.obj',
+      [f'{k}.mp4' for k in turntable.VIDEOS] + ['contact_sheet.png', 'mesh.glb', 'mesh.obj',
                                                'summary.json', 'index.html', 'curves_train.png',
                                                'curves_heldout.png'] + TEXTURED)
-  for kind in turntable.KINDS:
+  for kind in turntable.VIDEOS:
     frames, fps = decode(out / f'{kind}.mp4')
     assert frames.shape == (4, 16, 16, 3) and fps == 30, kind
   sheet = imageio.imread(out / 'contact_sheet.png')
@@ -220,5 +220,5 @@ def test_a_finished_render_replaces_the_earlier_one_whole(tmp_path, monkeypatch)
   summary = export.run(str(tmp_path), SMALL._replace(mesh=False, frames=2))
   assert sorted(os.listdir(tmp_path)) == ['render']  # No temporary directory left.
   assert sorted(os.listdir(earlier)) == sorted(  # The report, without curves: no events.
-      [f'{k}.mp4' for k in turntable.KINDS] + ['contact_sheet.png', 'summary.json', 'index.html'])
+      [f'{k}.mp4' for k in turntable.VIDEOS] + ['contact_sheet.png', 'summary.json', 'index.html'])
   assert json.loads((earlier / 'summary.json').read_text())['step'] == summary['step'] == 5

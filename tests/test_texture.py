@@ -14,7 +14,7 @@ import pytest
 import trimesh
 from PIL import Image
 
-from dreamfusion_jax import mesh, texture, views
+from dreamfusion_jax import mesh, pictures, texture
 from dreamfusion_jax.toy import scenes
 from dreamfusion_jax.errors import EmptyFieldError, SetupError
 from tests.test_mesh import CHUNK, RED, SPHERE, subject_of
@@ -42,7 +42,7 @@ def baked():
   out = {}
   for name, field_fn in (('mark', scenes.scene_field(SPHERE)), ('gradient', gradient_field)):
     subject = subject_of(field_fn)
-    point_fn = views.make_point_fn(subject, mesh.POINTS_PER_RAY * CHUNK)
+    point_fn = pictures.make_point_fn(subject, mesh.POINTS_PER_RAY * CHUNK)
     m = mesh.extract(subject, GRID, CHUNK, point_fn=point_fn)
     out[name] = m, texture.bake(m, point_fn, SIZE), point_fn
   return out

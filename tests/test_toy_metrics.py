@@ -4,6 +4,7 @@ import pytest
 
 from dreamfusion_jax import toy
 from dreamfusion_jax.toy import scenes
+from dreamfusion_jax.toy import sweep as toy_sweep
 
 
 def test_psnr_of_a_known_error_and_under_a_mask():
@@ -69,7 +70,10 @@ def test_an_empty_field_fails_every_headline_metric():
 
 
 def test_a_collapsed_blob_fails_every_headline_metric():
-  """The initial density blob (what the pale-object runs collapsed to) on the white snowman."""
-  m = _evaluate('snowman')
+  """The paper's initial density (toy_sweep.PREVIOUS_DEFAULT's: what the pale-object runs on a
+  white background collapsed to) on the white snowman."""
+  previous = toy_sweep.PREVIOUS_DEFAULT
+  m = _evaluate('snowman', density_offset=previous['field.density_offset'],
+                density_bias_scale=previous['field.density_bias_scale'])
   assert m['iou'] < 0.5
   assert [f.split()[0] for f in m['headline_failures']] == list(toy.HEADLINE)

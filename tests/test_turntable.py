@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dreamfusion_jax import camera as camera_lib
-from dreamfusion_jax import render, turntable, views
+from dreamfusion_jax import pictures, render, turntable
 from dreamfusion_jax.toy import scenes
 from dreamfusion_jax.errors import SetupError
 
@@ -19,10 +19,10 @@ def white(directions):
 
 
 def sphere_renderer(radius, center=(0.0, 0.0, 0.0), color=(0.5, 0.5, 0.5)):
-  """views.make_camera_fn of an analytic sphere: what turntable.render_views takes."""
+  """pictures.make_camera_fn of an analytic sphere: what turntable.render_frames takes."""
   scene = scenes.union(scenes.sphere(radius, center=center, color=color))
-  subject = views.field_subject(scenes.scene_field(scene), white, render.RenderSettings())
-  return views.make_camera_fn(subject, CHUNK)
+  subject = pictures.field_subject(scenes.scene_field(scene), white, render.RenderSettings())
+  return pictures.make_camera_fn(subject, CHUNK)
 
 
 def ray_sphere(camera, size, radius, center):
@@ -41,7 +41,7 @@ def ray_sphere(camera, size, radius, center):
 def test_depth_frames_are_the_analytic_depth():
   radius, center, size = 0.3, (0.25, 0.1, 0.05), 32
   cams = turntable.orbit(4, 30.0, 1.3, 1.0)
-  renders = list(turntable.render_views(sphere_renderer(radius, center), cams, size,
+  renders = list(turntable.render_frames(sphere_renderer(radius, center), cams, size,
                                         turntable.parse_light('camera')))
   errors = []
   for cam, out in zip(cams, renders):
@@ -60,12 +60,12 @@ def test_depth_frames_are_the_analytic_depth():
 def test_videos_decode_with_the_frames_written(tmp_path):
   size, count = 32, 5
   cams = turntable.orbit(count, 30.0, 1.3, 1.0)
-  renders = turntable.render_views(sphere_renderer(0.3, color=(0.9, 0.5, 0.1)), cams, size,
+  renders = turntable.render_frames(sphere_renderer(0.3, color=(0.9, 0.5, 0.1)), cams, size,
                                    turntable.parse_light('camera'))
   frames = [turntable.kind_images(out, *turntable.depth_range(1.3, 1.4, 0.05))
             for out in renders]
   paths = turntable.write_videos(iter(frames), str(tmp_path), fps=30)
-  assert sorted(paths) == sorted(turntable.KINDS)
+  assert sorted(paths) == sorted(turntable.VIDEOS)
   for kind, path in paths.items():
     reader = imageio.get_reader(path, format='FFMPEG')
     assert reader.get_meta_data()['fps'] == 30
@@ -89,7 +89,7 @@ def lambert_truth(camera, size, radius, albedo, light_dir):
 def test_relit_lambertian_sphere_matches_the_closed_form():
   radius, albedo, size = 0.4, (0.8, 0.6, 0.4), 48
   cam = camera_lib.camera_from_angles(0.0, 90.0, 1.3, 1.0)  # From +y: +x and -x side by side.
-  out = next(turntable.render_views(sphere_renderer(radius, color=albedo), [cam], size,
+  out = next(turntable.render_frames(sphere_renderer(radius, color=albedo), [cam], size,
                                     turntable.parse_light('world:1,0,0')))
   shaded, lit, normals, inside = lambert_truth(cam, size, radius, albedo, (1.0, 0.0, 0.0))
   err_shaded = np.abs(out['shaded'][inside] - shaded[inside])
@@ -107,7 +107,7 @@ def test_camera_light_turns_with_the_camera_world_light_does_not():
   render_view, size = sphere_renderer(0.4), 24
   cams = turntable.orbit(2, 20.0, 1.3, 1.0)  # Azimuths 0 and 180.
   for spec, same in (('camera:0,0,1', True), ('camera', True), ('world:1,0,0', False)):
-    a, b = (out['textureless'] for out in turntable.render_views(
+    a, b = (out['textureless'] for out in turntable.render_frames(
         render_view, cams, size, turntable.parse_light(spec)))
     assert np.allclose(a, b, atol=2e-3) == same, spec
 
@@ -128,20 +128,20 @@ def test_parse_light_rejects(spec):
 
 def test_contact_sheet_places_every_tile_under_its_labels():
   size, columns = 20, 8
-  colors = np.random.default_rng(0).integers(0, 200, size=(columns, len(turntable.KINDS), 3))
+  colors = np.random.default_rng(0).integers(0, 200, size=(columns, len(turntable.VIDEOS), 3))
   views_ = [{k: np.full((size, size, 3), colors[c, r], np.uint8)
-             for r, k in enumerate(turntable.KINDS)} for c in range(columns)]
+             for r, k in enumerate(turntable.VIDEOS)} for c in range(columns)]
   labels = [f'{45 * c}°' for c in range(columns)]
   sheet = turntable.contact_sheet(views_, labels)
-  top = sheet.shape[0] - len(turntable.KINDS) * size
+  top = sheet.shape[0] - len(turntable.VIDEOS) * size
   left = sheet.shape[1] - columns * size
   assert top > 0 and left > 0 and sheet.dtype == np.uint8
   for c in range(columns):
-    for r in range(len(turntable.KINDS)):
+    for r in range(len(turntable.VIDEOS)):
       tile = sheet[top + r * size:top + (r + 1) * size, left + c * size:left + (c + 1) * size]
       assert np.all(tile == colors[c, r])
   # Labels are drawn: dark pixels above every column and left of every row.
   for c in range(columns):
     assert sheet[:top, left + c * size:left + (c + 1) * size].min() < 128
-  for r in range(len(turntable.KINDS)):
+  for r in range(len(turntable.VIDEOS)):
     assert sheet[top + r * size:top + (r + 1) * size, :left].min() < 128

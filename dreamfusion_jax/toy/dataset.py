@@ -102,7 +102,7 @@ def _cache_path(config, names) -> str:
   # Captions depend on the view thresholds and on the mode only through its table (every mode
   # but 'fine' has the paper's), not on the negatives or their weights.
   prompts_key = {k: config.prompts[k] for k in CAPTION_FIELDS}
-  prompts_key['view_mode'] = list(prompts.views(config.prompts.view_mode))
+  prompts_key['view_mode'] = list(prompts.view_words(config.prompts.view_mode))
   mix = config.toy.image_shading == 'mix'
   key = dict(objects=names, scenes=[repr(scenes.get(n)) for n in names],
              toy=config.toy.to_dict(), camera=config.camera.to_dict(),

@@ -15,7 +15,7 @@ import numpy as np
 from dreamfusion_jax import camera as camera_lib
 from dreamfusion_jax import field as field_lib
 from dreamfusion_jax import schedules
-from dreamfusion_jax import views
+from dreamfusion_jax import pictures
 from dreamfusion_jax.toy import dataset
 from dreamfusion_jax.toy import scenes
 
@@ -106,8 +106,8 @@ def make_evaluate(config):
           for el, az in held_out_cameras(config)]
 
   def kinds(field_fn, background_fn, cam, variance):
-    return views.render_kinds(field_fn, background_fn, cam, res, variance, views.headlight(cam),
-                              settings)
+    return pictures.render_kinds(field_fn, background_fn, cam, res, variance,
+                                 pictures.headlight(cam), settings)
 
   # One compiled render serves every held-out camera (cameras are traced, not constants).
   render_truth = jax.jit(

@@ -38,7 +38,7 @@ from dreamfusion_jax.field import FieldFn
 
 Vec3 = Tuple[float, float, float]
 
-KINDS = ('sphere', 'box', 'cylinder', 'cone')
+PRIMITIVES = ('sphere', 'box', 'cylinder', 'cone')
 
 # Default sharpness k of raw_density = k (-sdf) + b, per world unit. The density transition is
 # ~1/k = 0.003 wide, a sixth of a pixel of a 64 px render at distance 1.25 (0.02 units per
@@ -227,8 +227,8 @@ def union(*parts, mark: Optional[Mark] = None) -> Scene:
                        f'{len(prims)} primitives (or -1)')
     mark = mark._replace(color=_color(mark.color))
   for p in prims:
-    if p.kind not in KINDS:
-      raise ValueError(f'unknown primitive kind {p.kind!r}; known: {KINDS}')
+    if p.kind not in PRIMITIVES:
+      raise ValueError(f'unknown primitive kind {p.kind!r}; known: {PRIMITIVES}')
   return Scene(tuple(prims), mark)
 
 
@@ -349,7 +349,7 @@ def primitive_sdf(prim: Primitive, means):
     return sdf_cylinder(p, prim.size[0], prim.size[1], prim.rounding)
   if prim.kind == 'cone':
     return sdf_cone(p, *prim.size, rounding=prim.rounding)
-  raise ValueError(f'unknown primitive kind {prim.kind!r}; known: {KINDS}')
+  raise ValueError(f'unknown primitive kind {prim.kind!r}; known: {PRIMITIVES}')
 
 
 def primitive_sdfs(scene: Scene, means):

@@ -4,6 +4,10 @@ NeRF or an analytic field, through the same functions.
 
 Every kind the paper shows (Fig. 1, 3): shaded, albedo, textureless, normals; plus depth and
 opacity. Renders are deterministic (randomized=False: sample midpoints).
+
+Names: a picture is a render for people (this module); a view is a training camera draw and its
+render (train.ViewDraw, train.render_views); view words are the prompts' (prompts.view_words); a
+turntable's renders are frames (turntable.render_frames) of its VIDEOS.
 """
 from typing import Any, Callable, Dict, NamedTuple, Tuple
 
@@ -16,7 +20,7 @@ from dreamfusion_jax import field as field_lib
 from dreamfusion_jax import render
 from dreamfusion_jax import schedules
 
-KINDS = ('shaded', 'albedo', 'textureless', 'normals')
+PREVIEW_STRIP = ('shaded', 'albedo', 'textureless', 'normals')
 _MODES = {'shaded': render.LAMBERTIAN, 'albedo': render.ALBEDO,
           'textureless': render.TEXTURELESS}
 
@@ -65,7 +69,7 @@ def render_kinds(field_fn, background_fn, camera, resolution: int, variance, lig
                  settings: render.RenderSettings) -> Dict[str, jnp.ndarray]:
   """Every kind of one camera.
 
-  Returns: dict of (H, W, 3) images in [0, 1] (KINDS), normal_vectors (H, W, 3) unit world
+  Returns: dict of (H, W, 3) images in [0, 1] (PREVIEW_STRIP), normal_vectors (H, W, 3) unit world
   normals of the opacity-weighted sum, acc and depth (H, W).
   """
   key = jax.random.PRNGKey(0)  # unused when settings.randomized is False
@@ -95,7 +99,7 @@ def make_preview_fn(model, resolution: int):
                                       config.field.ipe_covariance)
     out = render_kinds(field_fn, background_fn, cam, resolution, variance, headlight(cam),
                        settings)
-    strip = jnp.concatenate([out[k] for k in KINDS], axis=1)
+    strip = jnp.concatenate([out[k] for k in PREVIEW_STRIP], axis=1)
     return jnp.round(strip * 255).astype(jnp.uint8)
 
   return lambda params, step: np.asarray(preview(params, step))
