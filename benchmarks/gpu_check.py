@@ -5,7 +5,8 @@
   python -m benchmarks.gpu_check --tiny --steps=5 --det_steps=2   # CPU smoke check, ~12 min
 
 configs/hamburger.py's config (the paper's sizes: 64x64 renders, 64+32 samples per ray, a 5x128
-MLP, Shampoo; the VAE input 512^2) with guidance.dtype bfloat16, and Stable Diffusion 2.1-base's
+MLP, Shampoo; the VAE input 512^2) with guidance.stable_diffusion.dtype bfloat16, and Stable
+Diffusion 2.1-base's
 full-size UNet, VAE encoder and text encoder with RANDOM weights (guidance/random_sd.py's
 random_backend): the real model's compute and memory, no download. Each part below runs in its
 own child process (so peak memory is its own, and the parent never touches the GPU):
@@ -44,7 +45,7 @@ def make_config(tiny: bool, batch: int):
   from configs import cpu, hamburger
   c = hamburger.get_config()
   c.render.batch_size = batch
-  c.guidance.dtype = 'bfloat16'
+  c.guidance.stable_diffusion.dtype = 'bfloat16'
   if tiny:
     small = cpu.get_config()
     # hamburger.py's regularizer weights are per ray, tied to the resolution: they follow it.
@@ -53,7 +54,8 @@ def make_config(tiny: bool, batch: int):
     c.render.num_importance_samples = small.render.num_importance_samples
     c.field.width, c.field.num_blocks = small.field.width, small.field.num_blocks
     c.field.bg_width = small.field.bg_width
-    c.guidance.dtype, c.guidance.vae_resolution = 'float32', 64  # The tiny pipeline's size.
+    sd = c.guidance.stable_diffusion
+    sd.dtype, sd.vae_resolution = 'float32', 64  # The tiny pipeline's size.
   return c
 
 
@@ -70,7 +72,7 @@ def child_timing(args, tmp):
   from benchmarks.update_speed import bench_render_backward, bench_update
   config = make_config(args.tiny, args.batch)
   backend = sd_guidance.build_backend('tiny' if args.tiny else 'full', config,
-                                      config.guidance.dtype, tmp)
+                                      config.guidance.stable_diffusion.dtype, tmp)
   state, model, compile_s, update_s = bench_update(config, args.repeats, backend)
   render_s, _ = bench_render_backward(config, state, model, args.repeats)
   vae_s, unet_s = sd_guidance.bench_vae_and_unet(config, backend, args.repeats)
@@ -87,7 +89,7 @@ def child_run(args, tmp):
   from dreamfusion_jax import train
   config = make_config(args.tiny, args.batch)
   backend = sd_guidance.build_backend('tiny' if args.tiny else 'full', config,
-                                      config.guidance.dtype, tmp)
+                                      config.guidance.stable_diffusion.dtype, tmp)
   model = train.build_model(config, backend)
   state = train.replicate(train.init_state(model, jax.random.PRNGKey(0)))
   frozen = train.replicate(train.make_frozen(model))

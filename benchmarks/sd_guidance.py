@@ -37,7 +37,8 @@ def build_backend(name, config, dtype, tmp):
   if name == 'standin':
     return standins.gaussian_guidance(config)
   return random_sd.random_backend(tiny=name == 'tiny', dtype=dtype,
-                                    resolution=config.guidance.vae_resolution, tokenizer_dir=tmp)
+                                    resolution=config.guidance.stable_diffusion.vae_resolution,
+                                    tokenizer_dir=tmp)
 
 
 def peak_memory_mb() -> float:
@@ -69,7 +70,7 @@ def measure(name, args):
   """The figures of one backend (run in its own process, so peak memory is its own)."""
   config = CONFIGS[args.config]()
   config.optimizer.name = args.optimizer
-  config.guidance.vae_resolution = args.vae_resolution
+  config.guidance.stable_diffusion.vae_resolution = args.vae_resolution
   with tempfile.TemporaryDirectory() as tmp:
     backend = build_backend(name, config, args.dtype, tmp)
     state, model, compile_s, update_s = bench_update(config, args.repeats, backend)

@@ -29,12 +29,12 @@ def get_config():
   c.guidance.name = 'stable_diffusion'  # Latent diffusion through diffusers' Flax classes.
   # SD 2.1-base (512x512, epsilon prediction), the PyTorch ports' default, so results compare.
   # A local diffusers-format directory (the README's download puts it here); a hub id also works.
-  c.guidance.model = stable_diffusion.DEFAULT_MODEL
-  c.guidance.revision = 'main'  # Hub revision of guidance.model (unused for a local directory).
+  c.guidance.stable_diffusion.model = stable_diffusion.DEFAULT_MODEL
+  c.guidance.stable_diffusion.revision = 'main'  # Hub revision (unused for a local directory).
   # bfloat16 UNet and VAE: half the memory (1.7 GB of UNet weights instead of 3.5), as
   # threestudio's half_precision_weights; latents, eps and the SDS arithmetic stay float32.
-  c.guidance.dtype = 'bfloat16'
-  c.guidance.vae_resolution = 512  # SD 2.1-base's training resolution.
+  c.guidance.stable_diffusion.dtype = 'bfloat16'
+  c.guidance.stable_diffusion.vae_resolution = 512  # SD 2.1-base's training resolution.
 
   # SD's SDS gradient is on its 64x64x4 latents, whatever the render size, so the paper's weights
   # (set against Imagen's pixels, under a reduction it does not state) do not carry over; these

@@ -51,10 +51,10 @@ def config_problems(config, show: Callable = repr) -> List[str]:
   """The backend's rules between config fields, each a 'config.FIELD=VALUE: must ...' line
   (show formats values as config_check does)."""
   c, problems = config, []
-  if c.guidance.name == 'stable_diffusion' and not c.guidance.model.strip():
-    problems.append("config.guidance.model='': must name the Stable Diffusion weights when "
-                    "guidance.name='stable_diffusion': a hub id (configs/hamburger.py sets one) "
-                    'or a local diffusers-format directory')
+  if c.guidance.name == 'stable_diffusion' and not c.guidance.stable_diffusion.model.strip():
+    problems.append("config.guidance.stable_diffusion.model='': must name the Stable Diffusion "
+                    "weights when guidance.name='stable_diffusion': a hub id or a local "
+                    'diffusers-format directory (configs/hamburger.py sets one)')
   if c.guidance.name == 'empirical':
     from dreamfusion_jax import toy
     problems += toy.config_problems(c, show)

@@ -150,22 +150,26 @@ def get_config() -> ml_collections.ConfigDict:
 
   # The diffusion prior and SDS [P §2, §3.2; paper.md §1].
   c.guidance = ml_collections.ConfigDict()
-  c.guidance.name = 'stable_diffusion'  # Backend: see dreamfusion_jax/guidance/__init__.py.
-  # Stable Diffusion: a hub id or a local diffusers-format directory (configs/hamburger.py sets
-  # the local models/stable-diffusion-2-1-base, README: where to get it); unused by the empirical
-  # prior.
-  c.guidance.model = ''
-  c.guidance.revision = 'main'  # Hub revision (branch, tag or commit) of guidance.model.
-  # Weights and computation of the UNet and VAE: 'float32' or 'bfloat16' (half the memory; the
-  # latents, eps and the SDS arithmetic stay float32 either way).
-  c.guidance.dtype = 'float32'
-  c.guidance.vae_resolution = 512  # Renders are resized to this square before the VAE encoder.
+  # Backend (dreamfusion_jax/backends.py): 'stable_diffusion' (its fields nest under
+  # guidance.stable_diffusion) or 'empirical' (the toy world's exact prior: its fields are the
+  # world's, toy.* below, which also define the objects and the held-out evaluation).
+  c.guidance.name = 'stable_diffusion'
   # omega of eps_hat = (1 + omega) eps_cond - omega eps_uncond [P §2]; omega = 100 [P §3.2].
   # diffusers' guidance_scale is omega + 1 (101 reproduces the paper).
   c.guidance.scale = 100.0
   c.guidance.weighting = 'sigma2'  # w(t): 'sigma2' (sigma_t^2, the paper's) or 'uniform' [P §3.2].
   # t ~ U(0.02, 0.98) [P §3.2]; integer 20..980 for a 1000-step discrete schedule (peers) [NIP].
   c.guidance.t_range = (0.02, 0.98)
+  # Stable Diffusion's own fields (guidance.name='stable_diffusion'; other backends ignore them).
+  sd = c.guidance.stable_diffusion = ml_collections.ConfigDict()
+  # A hub id or a local diffusers-format directory (configs/hamburger.py sets the local
+  # models/stable-diffusion-2-1-base; README: where to get it).
+  sd.model = ''
+  sd.revision = 'main'  # Hub revision (branch, tag or commit) of the model.
+  # Weights and computation of the UNet and VAE: 'float32' or 'bfloat16' (half the memory; the
+  # latents, eps and the SDS arithmetic stay float32 either way).
+  sd.dtype = 'float32'
+  sd.vae_resolution = 512  # Renders are resized to this square before the VAE encoder.
 
   # Optimizer [P A.2; paper.md §7]. The learning rate is a function of the step: linear warm-up
   # lr_init -> lr_peak over warmup_steps, cosine to lr_final at decay_end_step, constant after.

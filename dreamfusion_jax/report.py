@@ -30,7 +30,7 @@ from dreamfusion_jax import turntable
 
 VENDOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'vendor', 'model-viewer')
 # The config fields the page's summary shows first (the whole config.json is below them).
-SUMMARY_FIELDS = ('prompt', 'seed', 'num_steps', 'guidance.name', 'guidance.model',
+SUMMARY_FIELDS = ('prompt', 'seed', 'num_steps', 'guidance.name', 'guidance.stable_diffusion.model',
                   'guidance.scale', 'guidance.t_range', 'render.resolution', 'render.batch_size',
                   'prompts.view_mode', 'ablation.shading', 'ablation.textureless',
                   'ablation.view_prompts', 'optimizer.name')

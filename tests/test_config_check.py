@@ -74,8 +74,9 @@ BAD = {
                          "'stable_diffusion'"),
     'empty prompt': ({'prompt': ''}, "config.prompt='': must be a non-empty string"),
     'blank prompt': ({'prompt': '   '}, "config.prompt='   ': must be a non-empty string"),
-    'missing model': ({'guidance.name': 'stable_diffusion', 'guidance.model': ''},
-                      "config.guidance.model='': must name the Stable Diffusion weights"),
+    'missing model': ({'guidance.name': 'stable_diffusion', 'guidance.stable_diffusion.model': ''},
+                      "config.guidance.stable_diffusion.model='': must name the Stable Diffusion "
+                      'weights'),
     'reversed t_range': ({'guidance.t_range': (0.9, 0.1)},
                          'config.guidance.t_range=(0.9, 0.1): must be a pair (lo, hi) of '
                          'numbers with lo < hi, each in [0, 1]'),
@@ -184,7 +185,8 @@ CLI = {
                          "config.guidance.name='imagen': must be one of"),
     'empty prompt': (['--config.prompt='], "config.prompt='': must be a non-empty string"),
     'missing model': (['--config.guidance.name=stable_diffusion'],
-                      "config.guidance.model='': must name the Stable Diffusion weights"),
+                      "config.guidance.stable_diffusion.model='': must name the Stable Diffusion "
+                      'weights'),
     'missing config file': (['--config=configs/nope.py'],
                             "--config=configs/nope.py: could not load it: [Errno 2] No such "
                             'file or directory'),

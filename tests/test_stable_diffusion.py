@@ -262,7 +262,8 @@ def small_hamburger(resolution: int):
   c.render.batch_size = 2
   c.render.num_samples, c.render.num_importance_samples = 8, 4
   c.field.width, c.field.num_blocks = 16, 1
-  c.guidance.dtype, c.guidance.vae_resolution = 'float32', 64  # the tiny pipeline's
+  sd = c.guidance.stable_diffusion
+  sd.dtype, sd.vae_resolution = 'float32', 64  # the tiny pipeline's
   c.prompts.view_mode = 'none'  # one prompt row: the test is about reductions
   return c
 
@@ -358,7 +359,8 @@ def test_unreadable_unet_is_a_setup_error_naming_what_and_where(pipeline_dir, tm
   with pytest.raises(errors.SetupError) as info:
     sd.load(model, resolution=RESOLUTION)
   message = str(info.value)
-  assert message.startswith('guidance.model: could not load the Stable Diffusion UNet (looked for '
+  assert message.startswith('guidance.stable_diffusion.model: could not load the Stable Diffusion '
+                            'UNet (looked for '
                             'unet/config.json with diffusion_flax_model.msgpack, '
                             'diffusion_pytorch_model.safetensors or diffusion_pytorch_model.bin) '
                             f'from the local directory {model}: OSError: '), message
@@ -407,7 +409,8 @@ def _read_scalar_tags(event_file):
 
 
 def _run_train(workdir, model, *extra, env=None):
-  return helpers.run_train(f'--config.guidance.model={model}', '--config.num_steps=3',
+  return helpers.run_train(f'--config.guidance.stable_diffusion.model={model}',
+                           '--config.num_steps=3',
                            '--config.render.resolution=32', *extra, workdir=workdir,
                            config='configs/hamburger.py', timeout=1200, env=env)
 
@@ -425,7 +428,8 @@ def test_run_train_hamburger_with_the_tiny_pipeline(pipeline_dir, tmp_path):
 
   config = ml_collections.ConfigDict(json.loads((workdir / 'config.json').read_text()))
   expected = hamburger.get_config()
-  expected.guidance.model, expected.num_steps, expected.render.resolution = pipeline_dir, 3, 32
+  expected.guidance.stable_diffusion.model = pipeline_dir
+  expected.num_steps, expected.render.resolution = 3, 32
   expected.render.batch_size = 1
   assert config.to_dict() == json.loads(expected.to_json_best_effort())
 

