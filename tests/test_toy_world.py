@@ -1,12 +1,13 @@
-"""The toy world end to end (slow): the offline default meets its targets, and the paper's
-view-prompt ablation in miniature.
+"""The toy world end to end (slow): the offline default meets its targets on the hamburger and on
+the library's hardest object, and the paper's view-prompt ablation in miniature.
 
-Two runs of the README's first command, side by side (one per core): configs/toy.py as shipped,
-and the same with prompts.view_mode=none. Both read one prior (a mode without view words captions
-the prior's images with the paper's table too), built first in a fresh cache directory with both
-cores, as the first run on a fresh machine builds it. Every assertion reads the runs'
-metrics.json: scores of the albedo renders at the held-out cameras against the true object
-(dreamfusion_jax/toy/).
+Three runs of the README's first command, side by side on the two cores: configs/toy.py as
+shipped, the same with prompts.view_mode=none, and the same with the prompt of the library object
+benchmarks/library.py measured worst (WORST_OBJECT). All read one prior (it covers every library
+object, and a mode without view words captions its images with the paper's table too), built
+first in a fresh cache directory with both cores, as the first run on a fresh machine builds it.
+Every assertion reads the runs' metrics.json: scores of the albedo renders at the held-out cameras
+against the true object (dreamfusion_jax/toy/).
 """
 import json
 import os
@@ -22,20 +23,24 @@ pytestmark = pytest.mark.slow
 
 PSNR_TARGET = 25.0  # Mean held-out whole-image PSNR of the default run (dB).
 IOU_TARGET = 0.9  # Mean held-out silhouette IoU of the default run.
-RUNS = {'discrete': {}, 'none': {'prompts.view_mode': 'none'}}  # Overrides of configs/toy.py.
+# The library object with the lowest IoU in benchmarks/library.py's 2 seeds (0.920 and 0.913;
+# docs/verification.md, "Across the library"): white on the white evaluation background.
+WORST_OBJECT = 'snowman'
+RUNS = {'discrete': {}, 'none': {'prompts.view_mode': 'none'},
+        'worst': {'prompt': WORST_OBJECT}}  # Overrides of configs/toy.py.
 
 
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
-  """{view mode: metrics.json} of the default run and its no-view-prompt ablation."""
+  """{run: metrics.json} of the default run, its no-view-prompt ablation and the worst object."""
   base = tmp_path_factory.mktemp('toy_world')
   overrides = {name: {**o, 'toy.cache_dir': str(base / 'cache')} for name, o in RUNS.items()}
   configs = {name: toy_config.get_config() for name in RUNS}
   for name, config in configs.items():
     config.update_from_flattened_dict(overrides[name])
-  assert len({toy.dataset_path(c) for c in configs.values()}) == 1  # One prior for both.
+  assert len({toy.dataset_path(c) for c in configs.values()}) == 1  # One prior for all three.
   toy.build_dataset(configs['discrete'])
-  # One core each: the two runs share the machine.
+  # One thread each: the three runs share the machine's two cores.
   env = dict(os.environ, XLA_FLAGS='--xla_cpu_multi_thread_eigen=false')
   procs = {}
   for name in RUNS:
@@ -79,3 +84,11 @@ def test_without_view_prompts_the_mark_is_not_a_single_front_mark(runs):
   # And the object is worse without them (measured: 15.7 dB and IoU 0.47, against 25.7 and
   # 0.93: one prompt for every view pulls each render toward the average of all views).
   assert m['psnr'] < runs['discrete']['psnr'] - 3.0
+
+
+def test_the_worst_library_object_is_rebuilt(runs):
+  """The default holds on the object it does worst (issue 24's goal: every object IoU >= 0.85)."""
+  m = runs['worst']
+  assert m['iou'] >= toy.HEADLINE['iou'], m['views']
+  # Rebuilt by the training, not by the initial blob (the snowman's step 0: IoU 0.63).
+  assert m['iou'] > m['initial_iou'] + 0.15
