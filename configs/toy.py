@@ -19,7 +19,7 @@ choice (README, "The toy world"; benchmarks/ablations.py measures the ablations)
   - Adam instead of Shampoo (a short run at a larger learning rate);
   - a known background, white or black at random per training view (the prior's images are on
     both), and the initial density a blob in empty space (as configs/hamburger.py), so objects
-    close to white are rebuilt too (docs/verification.md, "Where the default fails");
+    close to white are rebuilt too (docs/verification.md, "Across the library");
   - cameras on a fixed sphere of views (distance, focal length and look-at fixed, no jitter);
     a 2 x 32 MLP with 6 IPE octaves; a bounding sphere of 0.8 with 24 + 12 samples; opacity
     weight 1e-2; every schedule scaled to 800 steps.
