@@ -6,8 +6,8 @@
 
 Every run is configs/toy.py at a reduced size (SIZE below: fewer steps and samples, the schedules
 shrunk with the run; and, until it is measured again, the white background and fog init of the
-default before issue 24, toy_sweep.PREVIOUS_DEFAULT) against the toy world's exact prior, scored at the held-out cameras against
-the true object (toy.make_evaluate). Two studies:
+default before issue 24, toy_sweep.PREVIOUS_DEFAULT) against the toy world's exact prior, scored
+at the held-out cameras against the true object (toy.make_evaluate). Two studies:
 
   grid   seeds x prompts.view_mode {discrete, interpolated, none} x ablation.shading {on, off} x
          ablation.textureless {on, off}: the paper's Fig. 6 in miniature. With shading off every

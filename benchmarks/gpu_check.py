@@ -6,9 +6,8 @@
 
 configs/hamburger.py's config (the paper's sizes: 64x64 renders, 64+32 samples per ray, a 5x128
 MLP, Shampoo; the VAE input 512^2) with guidance.stable_diffusion.dtype bfloat16, and Stable
-Diffusion 2.1-base's
-full-size UNet, VAE encoder and text encoder with RANDOM weights (guidance/random_sd.py's
-random_backend): the real model's compute and memory, no download. Each part below runs in its
+Diffusion 2.1-base's full-size UNet, VAE encoder and text encoder with RANDOM weights
+(guidance/random_sd.py's random_backend): the real model's compute and memory, no download. Each part below runs in its
 own child process (so peak memory is its own, and the parent never touches the GPU):
 
   timing       for each --batches (config.render.batch_size, views per step; default 4 and 1):

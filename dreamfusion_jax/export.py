@@ -189,10 +189,10 @@ def write_turntable(render_view, subject: pictures.Subject, out_dir: str, option
   sheet = {}
 
   def kind_frames():
-    views_ = turntable.render_frames(render_view, cameras, options.resolution, light,
-                                    desc='turntable')
-    for i, view in enumerate(views_):
-      images = turntable.kind_images(view, near, far)
+    rendered = turntable.render_frames(render_view, cameras, options.resolution, light,
+                                       desc='turntable')
+    for i, frame in enumerate(rendered):
+      images = turntable.kind_images(frame, near, far)
       if i in shared:
         sheet[shared[i]] = images
       yield images
@@ -209,9 +209,9 @@ def write_contact_sheet(render_view, subject: pictures.Subject, out_dir: str, op
   cameras = turntable.orbit(options.sheet_views, options.elevation_deg, options.distance,
                             options.focal_mult)
   renders = turntable.render_frames(render_view, [cameras[c] for c in rest], options.resolution,
-                                   turntable.parse_light(options.light), desc='contact sheet')
-  for c, view in zip(rest, renders):
-    sheet[c] = turntable.kind_images(view, near, far)
+                                    turntable.parse_light(options.light), desc='contact sheet')
+  for c, frame in zip(rest, renders):
+    sheet[c] = turntable.kind_images(frame, near, far)
   columns = range(options.sheet_views)
   labels = [f'{360.0 * c / options.sheet_views:g}°' for c in columns]
   files['contact_sheet'] = os.path.join(out_dir, 'contact_sheet.png')

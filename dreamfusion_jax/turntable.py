@@ -87,16 +87,16 @@ def depth_image(depth, acc, near: float, far: float) -> np.ndarray:
   return np.repeat(value[..., None], 3, axis=-1)
 
 
-def kind_images(view: Dict[str, np.ndarray], near: float, far: float) -> Dict[str, np.ndarray]:
+def kind_images(frame: Dict[str, np.ndarray], near: float, far: float) -> Dict[str, np.ndarray]:
   """The five VIDEOS of one render (pictures.make_camera_fn's dict) as (H, W, 3) uint8 images."""
-  images = dict(shaded=view['shaded'], albedo=view['albedo'], textureless=view['textureless'],
-                normals=np.asarray(pictures.normals_image(view['normals'], view['acc'])),
-                depth=depth_image(view['depth'], view['acc'], near, far))
+  images = dict(shaded=frame['shaded'], albedo=frame['albedo'], textureless=frame['textureless'],
+                normals=np.asarray(pictures.normals_image(frame['normals'], frame['acc'])),
+                depth=depth_image(frame['depth'], frame['acc'], near, far))
   return {k: np.round(np.clip(images[k], 0.0, 1.0) * 255).astype(np.uint8) for k in VIDEOS}
 
 
 def render_frames(render_view, cameras: Sequence[camera_lib.Camera], resolution: int,
-                 light: Light, desc: str = 'render') -> Iterator[Dict[str, np.ndarray]]:
+                  light: Light, desc: str = 'render') -> Iterator[Dict[str, np.ndarray]]:
   """Renders of each camera, one at a time, with a progress bar.
 
   Args: render_view: pictures.make_camera_fn(subject, chunk), compiled once for all calls.

@@ -131,7 +131,7 @@ def test_level_follows_the_rendered_surface_at_any_density_scale(offset):
   m = mesh.extract(subject, GRID, CHUNK)
   size, distance = 65, 1.3
   out = pictures.make_camera_fn(subject, CHUNK)(mesh.level_cameras(distance, 1.0)[0], size,
-                                             np.zeros(3))
+                                                np.zeros(3))
   head_on = distance - out['depth'][size // 2, size // 2]  # The centre pixel sees the origin.
   # Silhouette radius from the opaque area: image radius r_px, tan(theta) = r_px / f_px.
   r_px = np.sqrt(np.sum(out['acc'] >= 0.5) / np.pi)

@@ -81,7 +81,7 @@ def rendered_run(tmp_path_factory):
   _log(work, 0, range(0, 5), lambda s: 10.0 - s)
   out = work / 'render'
   subject = pictures.field_subject(BALL, _white, render.RenderSettings(num_samples=32,
-                                                                      num_importance=16))
+                                                                         num_importance=16))
   summary = dict(step=4, **export.render_subject(subject, str(out), SMALL))
   files = {k: str(out / v) for k, v in summary['files'].items()}
   written = report.write(str(out), str(work), summary, files)

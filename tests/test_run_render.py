@@ -54,7 +54,7 @@ def white(directions):
 
 def analytic_subject(field_fn):
   return pictures.field_subject(field_fn, white, render.RenderSettings(num_samples=32,
-                                                                    num_importance=16))
+                                                                       num_importance=16))
 
 
 BALL = scenes.scene_field(scenes.union(scenes.sphere(0.3, center=(0.1, 0.0, 0.0),

@@ -42,7 +42,7 @@ def test_depth_frames_are_the_analytic_depth():
   radius, center, size = 0.3, (0.25, 0.1, 0.05), 32
   cams = turntable.orbit(4, 30.0, 1.3, 1.0)
   renders = list(turntable.render_frames(sphere_renderer(radius, center), cams, size,
-                                        turntable.parse_light('camera')))
+                                         turntable.parse_light('camera')))
   errors = []
   for cam, out in zip(cams, renders):
     depth, closest, _, _ = ray_sphere(cam, size, radius, center)
@@ -61,7 +61,7 @@ def test_videos_decode_with_the_frames_written(tmp_path):
   size, count = 32, 5
   cams = turntable.orbit(count, 30.0, 1.3, 1.0)
   renders = turntable.render_frames(sphere_renderer(0.3, color=(0.9, 0.5, 0.1)), cams, size,
-                                   turntable.parse_light('camera'))
+                                    turntable.parse_light('camera'))
   frames = [turntable.kind_images(out, *turntable.depth_range(1.3, 1.4, 0.05))
             for out in renders]
   paths = turntable.write_videos(iter(frames), str(tmp_path), fps=30)
@@ -90,7 +90,7 @@ def test_relit_lambertian_sphere_matches_the_closed_form():
   radius, albedo, size = 0.4, (0.8, 0.6, 0.4), 48
   cam = camera_lib.camera_from_angles(0.0, 90.0, 1.3, 1.0)  # From +y: +x and -x side by side.
   out = next(turntable.render_frames(sphere_renderer(radius, color=albedo), [cam], size,
-                                    turntable.parse_light('world:1,0,0')))
+                                     turntable.parse_light('world:1,0,0')))
   shaded, lit, normals, inside = lambert_truth(cam, size, radius, albedo, (1.0, 0.0, 0.0))
   err_shaded = np.abs(out['shaded'][inside] - shaded[inside])
   err_textureless = np.abs(out['textureless'][inside] - lit[inside, None])
