@@ -5,7 +5,8 @@
 No downloads: the prior is the exact denoiser of captioned renders of analytic objects
 (dreamfusion_jax/toy/). The target is the toy hamburger (off-centre, asymmetric, a ketchup mark
 on its front); metrics.json reports PSNR / IoU / normal error / mark presence against it at
-held-out views. About 9 minutes on one CPU core; tests/test_toy_world.py checks its targets.
+held-out views. About 5 minutes on one CPU core (README); tests/test_toy_world.py checks its
+targets.
 
 Which of the paper's features are on at this size: normals from the density gradient, the
 orientation and opacity losses, view-dependent prompts (the paper's discrete words), the IPE
