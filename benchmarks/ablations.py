@@ -1,13 +1,12 @@
 """The paper's ablations in the toy world (not a test: it prints a table and writes JSON).
 
-  python -m benchmarks.ablations                        # all below, 3 seeds (~45 min, 2 cores)
+  python -m benchmarks.ablations                        # all below, 3 seeds (~20 min, 2 cores)
   python -m benchmarks.ablations --only=grid --seeds=0  # one seed of the feature grid
   python -m benchmarks.ablations --only=omega --jobs=1  # the guidance-scale sweep, one process
 
 Every run is configs/toy.py at a reduced size (SIZE below: fewer steps and samples, the schedules
-shrunk with the run; and, until it is measured again, the white background and fog init of the
-default before issue 24, toy_sweep.PREVIOUS_DEFAULT) against the toy world's exact prior, scored
-at the held-out cameras against the true object (toy.make_evaluate). Two studies:
+shrunk with the run) against the toy world's exact prior, scored at the held-out cameras against
+the true object (toy.make_evaluate). Two studies:
 
   grid   seeds x prompts.view_mode {discrete, interpolated, none} x ablation.shading {on, off} x
          ablation.textureless {on, off}: the paper's Fig. 6 in miniature. With shading off every
@@ -34,11 +33,9 @@ import numpy as np
 from dreamfusion_jax.toy import sweep as toy_sweep
 from dreamfusion_jax import toy
 
-# The reduced size: steps and samples (and with them every schedule), on the default the tables
-# were measured on (toy_sweep.PREVIOUS_DEFAULT). 36 runs of about 140 s, two at a time, take
-# about 45 minutes on the 2-core CI machine.
+# The reduced size: steps and samples (and with them every schedule). 36 runs of about 60 s, two
+# at a time, take about 20 minutes on the 2-core CI machine.
 SIZE = {
-    **toy_sweep.PREVIOUS_DEFAULT,
     'num_steps': 200,
     'render.num_samples': 16,
     'render.num_importance_samples': 8,

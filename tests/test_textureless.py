@@ -2,10 +2,11 @@
 
 benchmarks/ablations.py measured it at its reduced size (docs/verification.md): with shading on,
 turning textureless renders on raised the held-out silhouette IoU in every one of its 3 seeds x 3
-view modes (by 0.015 to 0.10). The normal error has no direction that holds across seeds (it fell
-in some pairs and rose in others), so it is not asserted. This test reruns the benchmark's
-discrete pair at seed 0, exactly as the benchmark runs it: one single-threaded worker per run,
-the two runs side by side.
+view modes (by 0.008 to 0.082; on the default before issue 24 too, by 0.015 to 0.10). The normal
+error has no direction that holds across seeds (it fell in some pairs and rose in others), so it
+is not asserted. This test reruns the benchmark's discrete pair at seed 0, exactly as the
+benchmark runs it: one single-threaded worker per run, the two runs side by side (measured: IoU
+0.719 on, 0.651 off, the benchmark's rows bit for bit).
 """
 import json
 
@@ -40,6 +41,6 @@ def runs(tmp_path_factory):
 def test_textureless_renders_improve_the_silhouette(runs):
   on, off = runs[True], runs[False]
   assert on['iou'] > off['iou'], (on['iou'], off['iou'])
-  # Both runs trained (the step-0 density blob has IoU about 0.19), so the comparison is of two
-  # objects, not of two failures.
-  assert min(on['iou'], off['iou']) > on['initial_iou'] + 0.15
+  # Both runs trained (the step-0 density blob has IoU 0.52; they end 0.20 and 0.13 above it),
+  # so the comparison is of two objects, not of the blob twice.
+  assert min(on['iou'], off['iou']) > on['initial_iou'] + 0.1

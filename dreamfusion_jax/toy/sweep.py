@@ -30,10 +30,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 POOL_THREADS = '2'
 Run = Tuple[str, Dict, Dict]  # (study, setting (what the table groups by), overrides incl. seed)
 # configs/toy.py before issue 24 changed its background and initial density: a white background
-# only, and the paper's density init (no offset, blob scale 5: a fog of opacity ~0.9). The
-# ablation and Janus tables in docs/verification.md were measured on it, so benchmarks/ablations.py
-# and benchmarks/janus.py (and the slow tests that rerun their rows) keep it in their SIZE until
-# they are measured again on the current default.
+# only, and the paper's density init (no offset, blob scale 5: a fog of opacity ~0.9). The Janus
+# tables in docs/verification.md were measured on it, so benchmarks/janus.py (and the slow test
+# that reruns its rows) keeps it in its SIZE until they are measured again on the current default.
 PREVIOUS_DEFAULT = {
     'field.background': 'white',
     'toy.backgrounds': (1.0,),
