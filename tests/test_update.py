@@ -1,5 +1,6 @@
 """The pmap'd update on 4 (virtual CPU) devices: per-replica randomness, gradient averaging,
 determinism across processes, and the skip of non-finite steps."""
+import concurrent.futures
 import os
 import subprocess
 import sys
@@ -34,7 +35,9 @@ def launch(tmp_path, name, args, devices):
   return proc, out
 
 
-def finish(name, proc, out):
+def run_worker(tmp_path, name):
+  """What worker `name` of WORKERS wrote, once it has ended."""
+  proc, out = launch(tmp_path, name, *WORKERS[name])
   log, _ = proc.communicate(timeout=900)
   assert proc.returncode == 0, f'{name}: {log}'
   return dict(np.load(out))
@@ -44,14 +47,8 @@ def finish(name, proc, out):
 def runs(tmp_path_factory):
   """{worker: what it wrote} of every worker in WORKERS, JOBS at a time."""
   tmp = tmp_path_factory.mktemp('update')
-  pending, active, results = list(WORKERS), {}, {}
-  while pending or active:
-    while pending and len(active) < JOBS:
-      name = pending.pop(0)
-      active[name] = launch(tmp, name, *WORKERS[name])
-    name = next(iter(active))  # The oldest first: the workers take about as long as each other.
-    results[name] = finish(name, *active.pop(name))
-  return results
+  with concurrent.futures.ThreadPoolExecutor(JOBS) as pool:
+    return dict(zip(WORKERS, pool.map(lambda name: run_worker(tmp, name), WORKERS)))
 
 
 @pytest.mark.parametrize('name', ['replicas_adam', 'replicas_shampoo'])
